@@ -1,0 +1,22 @@
+// The `aha` subcommands. Each registers itself on the app and runs through a callback; the CLI only parses
+// arguments into config structs and calls the library.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+namespace aha::cli {
+
+// --config FILE and repeated --set key.path=value, shared by every command that takes a run config.
+struct ConfigArgs {
+  std::string file;
+  std::vector<std::string> overrides;
+  void add_to(CLI::App& cmd);
+};
+
+void add_config_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
+void add_info_command(CLI::App& app);
+
+}  // namespace aha::cli
