@@ -75,12 +75,18 @@ Header parse(std::span<const std::byte> file, const std::string& source) {
   if (n < 2) fail("header of " + std::to_string(n) + " bytes cannot hold a JSON object");
 
   const char* text = reinterpret_cast<const char*>(file.data() + 8);
+  // `json` sorts its keys; the callback records the header's own order (and finds duplicates, which `json` would
+  // silently collapse).
   std::set<std::string> seen;
+  std::vector<std::string> order;
   std::string duplicate;
   json::parser_callback_t on_event = [&](int depth, json::parse_event_t event, json& parsed) {
     if (event == json::parse_event_t::key && depth == 1 && duplicate.empty()) {
       const auto& key = parsed.get_ref<const std::string&>();
-      if (!seen.insert(key).second) duplicate = key;
+      if (seen.insert(key).second)
+        order.push_back(key);
+      else
+        duplicate = key;
     }
     return true;
   };
@@ -96,9 +102,8 @@ Header parse(std::span<const std::byte> file, const std::string& source) {
   Header h;
   h.buffer_start = 8 + n;
   const uint64_t buffer_size = file.size() - h.buffer_start;
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    const std::string& name = it.key();
-    const json& v = it.value();
+  for (const std::string& name : order) {
+    const json& v = j.at(name);
     if (name == "__metadata__") {
       if (!v.is_object()) fail("__metadata__ must be an object of strings");
       for (auto m = v.begin(); m != v.end(); ++m) {
