@@ -13,7 +13,8 @@ void add_info_command(CLI::App& app) {
               << "torch " << b.torch_version << "\n"
               << "cuda kernels (sm_90a): " << (b.cuda_kernels ? "built" : "not built") << "\n"
               << "cuda available: " << (b.cuda_available ? "yes" : "no") << "\n";
-    for (size_t i = 0; i < b.gpus.size(); ++i) std::cout << "gpu " << i << ": " << b.gpus[i] << "\n";
+    for (size_t i = 0; i < b.gpus.size(); ++i)
+      std::cout << "gpu " << i << ": " << b.gpus[i] << "\n";
   });
 }
 

@@ -10,14 +10,16 @@
 namespace aha::cli {
 
 void ConfigArgs::add_to(CLI::App& cmd) {
-  cmd.add_option("-c,--config", file, "JSON config file (default: the embedded default run)")->check(CLI::ExistingFile);
+  cmd.add_option("-c,--config", file, "JSON config file (default: the embedded default run)")
+      ->check(CLI::ExistingFile);
   cmd.add_option("--set", overrides, "override one field: --set optim.lr=3e-6 (repeatable)")->take_all();
 }
 
 }  // namespace aha::cli
 
 int main(int argc, char** argv) {
-  CLI::App app{"aha: R1-Zero-style reinforcement learning (GRPO) of DeepSeek-V3-style models, natively on LibTorch"};
+  CLI::App app{
+      "aha: R1-Zero-style reinforcement learning (GRPO) of DeepSeek-V3-style models, natively on LibTorch"};
   app.set_version_flag("--version", std::string("aha ") + AHA_VERSION_STRING);
   app.require_subcommand(0, 1);
   aha::cli::add_config_command(app);

@@ -22,8 +22,9 @@ BuildInfo build_info() {
   if (info.cuda_available) {
     for (int i = 0; i < static_cast<int>(at::cuda::device_count()); ++i) {
       const auto* p = at::cuda::getDeviceProperties(i);
-      info.gpus.push_back(std::string(p->name) + " (sm_" + std::to_string(p->major) + std::to_string(p->minor) + ", " +
-                          std::to_string(p->totalGlobalMem >> 30) + " GiB)");
+      info.gpus.push_back(std::string(p->name) + " (sm_" + std::to_string(p->major) +
+                          std::to_string(p->minor) + ", " + std::to_string(p->totalGlobalMem >> 30) +
+                          " GiB)");
     }
   }
 #endif

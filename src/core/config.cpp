@@ -1,5 +1,6 @@
 #include "aha/core/config.h"
 
+#include <algorithm>
 #include <sstream>
 
 #include "aha/io/file.h"
@@ -11,7 +12,8 @@ namespace aha {
 std::string Constraint::describe() const {
   if (!choices.empty()) {
     std::string s = "one of ";
-    for (size_t i = 0; i < choices.size(); ++i) s += (i ? "|" : "") + choices[i];
+    for (size_t i = 0; i < choices.size(); ++i)
+      s += (i ? "|" : "") + choices[i];
     return s;
   }
   auto num = [](double x) {
@@ -45,16 +47,62 @@ std::string json_kind(const Json& j) {
   std::string text = j.dump();
   if (text.size() > 40) text = text.substr(0, 37) + "...";
   switch (j.type()) {
-    case Json::value_t::null: return "null";
-    case Json::value_t::boolean: return "boolean " + text;
-    case Json::value_t::string: return "string " + text;
+    case Json::value_t::null:
+      return "null";
+    case Json::value_t::boolean:
+      return "boolean " + text;
+    case Json::value_t::string:
+      return "string " + text;
     case Json::value_t::number_integer:
-    case Json::value_t::number_unsigned: return "integer " + text;
-    case Json::value_t::number_float: return "number " + text;
-    case Json::value_t::array: return "array " + text;
-    case Json::value_t::object: return "object " + text;
-    default: return text;
+    case Json::value_t::number_unsigned:
+      return "integer " + text;
+    case Json::value_t::number_float:
+      return "number " + text;
+    case Json::value_t::array:
+      return "array " + text;
+    case Json::value_t::object:
+      return "object " + text;
+    default:
+      return text;
   }
+}
+
+namespace {
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
+std::string unknown_key_message(const std::string& key, const std::vector<std::string>& known) {
+  // Suggest the closest known key when it is a plausible misspelling, or the key the user's text begins.
+  std::string best;
+  size_t best_distance = std::max<size_t>(2, key.size() / 3) + 1;
+  std::string list;
+  for (const auto& k : known) {
+    list += (list.empty() ? "" : ", ") + k;
+    const size_t d = edit_distance(key, k);
+    if (d < best_distance) {
+      best_distance = d;
+      best = k;
+    }
+  }
+  std::string msg = "unknown key (";
+  if (!best.empty()) msg += "did you mean \"" + best + "\"? ";
+  return msg + "known keys here: " + list + ")";
 }
 
 std::vector<std::string> split_path(std::string_view path) {
@@ -107,9 +155,13 @@ Json parse_json(std::string_view text, const std::string& source) {
   }
 }
 
-Json read_json_file(const std::string& path) { return parse_json(io::read_file(path), path); }
+Json read_json_file(const std::string& path) {
+  return parse_json(io::read_file(path), path);
+}
 
-std::string_view default_config_text() { return kDefaultConfigJson; }
+std::string_view default_config_text() {
+  return kDefaultConfigJson;
+}
 
 void validate(const Config& c, const std::string& source) {
   auto fail = [&](const std::string& path, const std::string& why) {
@@ -139,10 +191,12 @@ void validate(const Config& c, const std::string& source) {
   if (!device_ok) fail("model.device", "expected auto, cpu, cuda or cuda:N, got \"" + d + "\"");
 }
 
-Config parse_config(std::string_view text, const std::string& source, const std::vector<std::string>& overrides) {
+Config parse_config(std::string_view text, const std::string& source,
+                    const std::vector<std::string>& overrides) {
   Config config;
   from_json(parse_json(text, source), config, source);
-  for (const auto& o : overrides) apply_override(config, o);
+  for (const auto& o : overrides)
+    apply_override(config, o);
   validate(config, overrides.empty() ? source : source + " with --set overrides");
   return config;
 }

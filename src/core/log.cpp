@@ -14,7 +14,8 @@ namespace {
 
 struct State {
   std::mutex mutex;
-  std::shared_ptr<spdlog::sinks::stderr_color_sink_mt> console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  std::shared_ptr<spdlog::sinks::stderr_color_sink_mt> console =
+      std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
   std::shared_ptr<spdlog::sinks::basic_file_sink_mt> file;
   std::shared_ptr<spdlog::logger> logger;
   std::atomic<Level> level{Level::info};
@@ -41,12 +42,18 @@ State& state() {
 
 spdlog::level::level_enum to_spdlog(Level l) {
   switch (l) {
-    case Level::trace: return spdlog::level::trace;
-    case Level::debug: return spdlog::level::debug;
-    case Level::info: return spdlog::level::info;
-    case Level::warn: return spdlog::level::warn;
-    case Level::error: return spdlog::level::err;
-    case Level::off: return spdlog::level::off;
+    case Level::trace:
+      return spdlog::level::trace;
+    case Level::debug:
+      return spdlog::level::debug;
+    case Level::info:
+      return spdlog::level::info;
+    case Level::warn:
+      return spdlog::level::warn;
+    case Level::error:
+      return spdlog::level::err;
+    case Level::off:
+      return spdlog::level::off;
   }
   return spdlog::level::info;
 }
@@ -62,18 +69,28 @@ Level parse_level(std::string_view name) {
 
 std::string_view level_name(Level l) {
   switch (l) {
-    case Level::trace: return "trace";
-    case Level::debug: return "debug";
-    case Level::info: return "info";
-    case Level::warn: return "warn";
-    case Level::error: return "error";
-    case Level::off: return "off";
+    case Level::trace:
+      return "trace";
+    case Level::debug:
+      return "debug";
+    case Level::info:
+      return "info";
+    case Level::warn:
+      return "warn";
+    case Level::error:
+      return "error";
+    case Level::off:
+      return "off";
   }
   return "?";
 }
 
-void set_level(Level l) { state().level.store(l); }
-Level level() { return state().level.load(); }
+void set_level(Level l) {
+  state().level.store(l);
+}
+Level level() {
+  return state().level.load();
+}
 
 void set_console(bool enabled) {
   State& s = state();

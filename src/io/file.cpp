@@ -15,7 +15,9 @@
 namespace aha::io {
 namespace {
 
-std::string errno_text() { return std::strerror(errno); }
+std::string errno_text() {
+  return std::strerror(errno);
+}
 
 struct Fd {
   int fd = -1;

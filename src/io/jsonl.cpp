@@ -53,7 +53,8 @@ std::optional<JsonlRecord> JsonlReader::next() {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t\r\f\v") == std::string::npos) continue;
     const std::string where = path_ + ":" + std::to_string(line_);
-    if (auto bad = find_invalid_utf8(line)) throw Error("invalid UTF-8", where + ":" + std::to_string(*bad + 1));
+    if (auto bad = find_invalid_utf8(line))
+      throw Error("invalid UTF-8", where + ":" + std::to_string(*bad + 1));
     try {
       return JsonlRecord{line_, Json::parse(line)};
     } catch (const Json::parse_error& e) {
@@ -69,7 +70,8 @@ std::optional<JsonlRecord> JsonlReader::next() {
 std::vector<JsonlRecord> read_jsonl(const std::string& path) {
   JsonlReader reader(path);
   std::vector<JsonlRecord> out;
-  while (auto r = reader.next()) out.push_back(std::move(*r));
+  while (auto r = reader.next())
+    out.push_back(std::move(*r));
   return out;
 }
 

@@ -15,37 +15,62 @@ namespace fs = std::filesystem;
 
 at::ScalarType to_scalar_type(st::Dtype d) {
   switch (d) {
-    case st::Dtype::F64: return at::kDouble;
-    case st::Dtype::F32: return at::kFloat;
-    case st::Dtype::F16: return at::kHalf;
-    case st::Dtype::BF16: return at::kBFloat16;
-    case st::Dtype::F8_E4M3: return at::kFloat8_e4m3fn;
-    case st::Dtype::F8_E5M2: return at::kFloat8_e5m2;
-    case st::Dtype::I64: return at::kLong;
-    case st::Dtype::I32: return at::kInt;
-    case st::Dtype::I16: return at::kShort;
-    case st::Dtype::I8: return at::kChar;
-    case st::Dtype::U8: return at::kByte;
-    case st::Dtype::BOOL: return at::kBool;
+    case st::Dtype::F64:
+      return at::kDouble;
+    case st::Dtype::F32:
+      return at::kFloat;
+    case st::Dtype::F16:
+      return at::kHalf;
+    case st::Dtype::BF16:
+      return at::kBFloat16;
+    case st::Dtype::F8_E4M3:
+      return at::kFloat8_e4m3fn;
+    case st::Dtype::F8_E5M2:
+      return at::kFloat8_e5m2;
+    case st::Dtype::I64:
+      return at::kLong;
+    case st::Dtype::I32:
+      return at::kInt;
+    case st::Dtype::I16:
+      return at::kShort;
+    case st::Dtype::I8:
+      return at::kChar;
+    case st::Dtype::U8:
+      return at::kByte;
+    case st::Dtype::BOOL:
+      return at::kBool;
   }
   AHA_FAIL("unknown safetensors dtype");
 }
 
 st::Dtype to_safetensors_dtype(at::ScalarType t) {
   switch (t) {
-    case at::kDouble: return st::Dtype::F64;
-    case at::kFloat: return st::Dtype::F32;
-    case at::kHalf: return st::Dtype::F16;
-    case at::kBFloat16: return st::Dtype::BF16;
-    case at::kFloat8_e4m3fn: return st::Dtype::F8_E4M3;
-    case at::kFloat8_e5m2: return st::Dtype::F8_E5M2;
-    case at::kLong: return st::Dtype::I64;
-    case at::kInt: return st::Dtype::I32;
-    case at::kShort: return st::Dtype::I16;
-    case at::kChar: return st::Dtype::I8;
-    case at::kByte: return st::Dtype::U8;
-    case at::kBool: return st::Dtype::BOOL;
-    default: AHA_FAIL("dtype ", c10::toString(t), " cannot be stored in safetensors");
+    case at::kDouble:
+      return st::Dtype::F64;
+    case at::kFloat:
+      return st::Dtype::F32;
+    case at::kHalf:
+      return st::Dtype::F16;
+    case at::kBFloat16:
+      return st::Dtype::BF16;
+    case at::kFloat8_e4m3fn:
+      return st::Dtype::F8_E4M3;
+    case at::kFloat8_e5m2:
+      return st::Dtype::F8_E5M2;
+    case at::kLong:
+      return st::Dtype::I64;
+    case at::kInt:
+      return st::Dtype::I32;
+    case at::kShort:
+      return st::Dtype::I16;
+    case at::kChar:
+      return st::Dtype::I8;
+    case at::kByte:
+      return st::Dtype::U8;
+    case at::kBool:
+      return st::Dtype::BOOL;
+    default:
+      AHA_FAIL("dtype ", c10::toString(t), " cannot be stored in safetensors");
   }
 }
 
@@ -56,12 +81,15 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   return f;
 }
 
-const std::string& SafetensorsFile::path() const { return file_->path(); }
+const std::string& SafetensorsFile::path() const {
+  return file_->path();
+}
 
 std::vector<std::string> SafetensorsFile::names() const {
   std::vector<std::string> out;
   out.reserve(header_.tensors.size());
-  for (const auto& t : header_.tensors) out.push_back(t.name);
+  for (const auto& t : header_.tensors)
+    out.push_back(t.name);
   return out;
 }
 
@@ -75,7 +103,8 @@ at::Tensor SafetensorsFile::tensor(const std::string& name) const {
   if (reinterpret_cast<uintptr_t>(data) % elem == 0) {
     // Zero-copy: the tensor's deleter holds the mapping alive.
     auto keep = file_;
-    return at::from_blob(data, e->shape, [keep](void*) mutable { keep.reset(); }, options);
+    return at::from_blob(
+        data, e->shape, [keep](void*) mutable { keep.reset(); }, options);
   }
   at::Tensor out = at::empty(e->shape, options);
   std::memcpy(out.data_ptr(), data, e->nbytes());
@@ -84,7 +113,8 @@ at::Tensor SafetensorsFile::tensor(const std::string& name) const {
 
 std::vector<NamedTensor> SafetensorsFile::all() const {
   std::vector<NamedTensor> out;
-  for (const auto& t : header_.tensors) out.emplace_back(t.name, tensor(t.name));
+  for (const auto& t : header_.tensors)
+    out.emplace_back(t.name, tensor(t.name));
   return out;
 }
 
@@ -100,12 +130,15 @@ void save_safetensors(const std::string& path, const std::vector<NamedTensor>& t
     e.dtype = to_safetensors_dtype(t.scalar_type());
     e.shape.assign(t.sizes().begin(), t.sizes().end());
     entries.push_back(std::move(e));
-    data.push_back(t.device().is_cpu() ? t.contiguous() : t.to(at::kCPU).contiguous());
+    // Sparse and other non-strided layouts have no contiguous() of their own: write their dense values.
+    at::Tensor dense = t.layout() == at::kStrided ? t : t.to_dense();
+    data.push_back(dense.device().is_cpu() ? dense.contiguous() : dense.to(at::kCPU).contiguous());
   }
   const std::string head = st::layout(entries, metadata);
   AtomicFile out(path);
   out.write(head);
-  for (const auto& t : data) out.write(t.data_ptr(), t.nbytes());
+  for (const auto& t : data)
+    out.write(t.data_ptr(), t.nbytes());
   out.commit();
 }
 
@@ -140,19 +173,22 @@ Checkpoint Checkpoint::open(const std::string& path) {
     } else {
       throw Error("no model.safetensors.index.json or model.safetensors in this directory", path);
     }
-    for (auto& f : files) f = (fs::path(path) / f).string();
+    for (auto& f : files)
+      f = (fs::path(path) / f).string();
   } else {
+    if (!fs::exists(path)) throw Error("no such file or directory", path);
     files.push_back(path);
   }
-  std::map<std::string, std::string> shard_of;
   for (const auto& file : files) {
     if (!fs::exists(file)) throw Error("shard listed in the index is missing", file);
     c.shards_.push_back(SafetensorsFile::open(file));
     const size_t i = c.shards_.size() - 1;
-    for (const auto& [k, v] : c.shards_[i].metadata()) c.metadata_.emplace(k, v);
+    for (const auto& [k, v] : c.shards_[i].metadata())
+      c.metadata_.emplace(k, v);
     for (const auto& t : c.shards_[i].header().tensors) {
       auto [it, inserted] = c.where_.emplace(t.name, i);
-      if (!inserted) throw Error("tensor \"" + t.name + "\" is also in " + c.shards_[it->second].path(), file);
+      if (!inserted)
+        throw Error("tensor \"" + t.name + "\" is also in " + c.shards_[it->second].path(), file);
     }
   }
   for (const auto& [name, file] : expected) {
@@ -169,7 +205,8 @@ Checkpoint Checkpoint::open(const std::string& path) {
 
 std::vector<std::string> Checkpoint::names() const {
   std::vector<std::string> out;
-  for (const auto& [name, _] : where_) out.push_back(name);
+  for (const auto& [name, _] : where_)
+    out.push_back(name);
   return out;
 }
 
@@ -211,14 +248,16 @@ void save_checkpoint(const std::string& dir, const std::vector<NamedTensor>& ten
   }
   nlohmann::ordered_json index;
   index["metadata"] = {{"total_size", total}};
-  for (const auto& [k, v] : metadata) index["metadata"][k] = v;
+  for (const auto& [k, v] : metadata)
+    index["metadata"][k] = v;
   index["weight_map"] = nlohmann::ordered_json::object();
   const size_t n = shards.size();
   for (size_t i = 0; i < n; ++i) {
     char name[64];
     std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", i + 1, n);
     save_safetensors((root / name).string(), shards[i], metadata);
-    for (const auto& nt : shards[i]) index["weight_map"][nt.first] = name;
+    for (const auto& nt : shards[i])
+      index["weight_map"][nt.first] = name;
   }
   write_file_atomic((root / "model.safetensors.index.json").string(), index.dump(2) + "\n");
 }

@@ -23,8 +23,8 @@ bool cuda_kernels_built() {
 
 void axpy_(at::Tensor& y, float a, const at::Tensor& x) {
   AHA_CHECK(x.defined() && y.defined(), "axpy_: x and y must be defined tensors");
-  AHA_CHECK(x.scalar_type() == at::kFloat && y.scalar_type() == at::kFloat, "axpy_: x and y must be float32, got x ",
-            x.scalar_type(), " and y ", y.scalar_type());
+  AHA_CHECK(x.scalar_type() == at::kFloat && y.scalar_type() == at::kFloat,
+            "axpy_: x and y must be float32, got x ", x.scalar_type(), " and y ", y.scalar_type());
   AHA_CHECK(x.device() == y.device(), "axpy_: x is on ", x.device(), " but y is on ", y.device());
   AHA_CHECK(x.sizes() == y.sizes(), "axpy_: x has shape ", x.sizes(), " but y has shape ", y.sizes());
   AHA_CHECK(x.is_contiguous() && y.is_contiguous(), "axpy_: x and y must be contiguous");
@@ -39,7 +39,8 @@ void axpy_(at::Tensor& y, float a, const at::Tensor& x) {
                                 c10::cuda::getCurrentCUDAStream().stream());
   AHA_CHECK(err == 0, "axpy_: kernel launch failed: ", cudaGetErrorString(static_cast<cudaError_t>(err)));
 #else
-  AHA_FAIL("axpy_: tensor on ", y.device(), " but this build of aha has no CUDA kernels (AHA_CUDA=OFF or no nvcc)");
+  AHA_FAIL("axpy_: tensor on ", y.device(),
+           " but this build of aha has no CUDA kernels (AHA_CUDA=OFF or no nvcc)");
 #endif
 }
 

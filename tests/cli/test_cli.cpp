@@ -29,7 +29,8 @@ CliRun run(const std::string& args) {
   if (!p) return r;
   std::array<char, 4096> buf{};
   size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0)
+    r.out.append(buf.data(), n);
   const int w = pclose(p);
   r.status = WIFEXITED(w) ? WEXITSTATUS(w) : -1;
   return r;
@@ -38,12 +39,15 @@ CliRun run(const std::string& args) {
 TEST(Cli, NoArgumentsPrintsHelpWithEverySubcommand) {
   const CliRun r = run("");
   EXPECT_EQ(r.status, 0);
-  for (const char* sub : {"config", "inspect", "info"}) EXPECT_THAT(r.out, HasSubstr(sub));
+  for (const char* sub : {"config", "inspect", "info"})
+    EXPECT_THAT(r.out, HasSubstr(sub));
   EXPECT_EQ(run("--help").status, 0);
   EXPECT_THAT(run("config --help").out, HasSubstr("--set"));
 }
 
-TEST(Cli, UnknownSubcommandFails) { EXPECT_NE(run("trian").status, 0); }
+TEST(Cli, UnknownSubcommandFails) {
+  EXPECT_NE(run("trian").status, 0);
+}
 
 TEST(Cli, ConfigPrintsResolvedJsonWithOverrides) {
   const CliRun r = run("config --set optim.lr=3e-6 --set rollout.num_generations=4");

@@ -75,15 +75,19 @@ TEST(Config, WrongTypeNamesPathExpectedAndGot) {
               HasSubstr("run.json: train.steps: expected an integer, got number 2.5"));
   EXPECT_THAT(error_of(R"({"data": {"shuffle": 1}})"), HasSubstr("data.shuffle: expected a boolean"));
   EXPECT_THAT(error_of(R"({"rollout": {"stop": "x"}})"), HasSubstr("rollout.stop: expected an array"));
-  EXPECT_THAT(error_of(R"({"rollout": {"stop": ["x", 3]}})"), HasSubstr("rollout.stop[1]: expected a string"));
+  EXPECT_THAT(error_of(R"({"rollout": {"stop": ["x", 3]}})"),
+              HasSubstr("rollout.stop[1]: expected a string"));
   EXPECT_THAT(error_of(R"({"model": []})"), HasSubstr("run.json: model: expected an object"));
   EXPECT_THAT(error_of(R"([])"), HasSubstr("run.json: expected an object"));
-  EXPECT_THAT(error_of(R"({"model": {"init_seed": -1}})"), HasSubstr("model.init_seed: integer -1 does not fit"));
+  EXPECT_THAT(error_of(R"({"model": {"init_seed": -1}})"),
+              HasSubstr("model.init_seed: integer -1 does not fit"));
 }
 
 TEST(Config, OutOfRangeNamesPathAndAllowedRange) {
-  EXPECT_THAT(error_of(R"({"optim": {"lr": 0}})"), HasSubstr("optim.lr: value 0 is out of range: must be > 0"));
-  EXPECT_THAT(error_of(R"({"rollout": {"top_p": 1.5}})"), HasSubstr("rollout.top_p: value 1.5 is out of range"));
+  EXPECT_THAT(error_of(R"({"optim": {"lr": 0}})"),
+              HasSubstr("optim.lr: value 0 is out of range: must be > 0"));
+  EXPECT_THAT(error_of(R"({"rollout": {"top_p": 1.5}})"),
+              HasSubstr("rollout.top_p: value 1.5 is out of range"));
   EXPECT_THAT(error_of(R"({"rollout": {"num_generations": 0}})"), HasSubstr("must be >= 1"));
   EXPECT_THAT(error_of(R"({"model": {"precision": "fp16"}})"),
               HasSubstr("model.precision: value \"fp16\" is not allowed: must be one of fp32|bf16|fp8"));
@@ -100,15 +104,16 @@ TEST(Config, CrossFieldChecks) {
 }
 
 TEST(Config, SyntaxErrorNamesLineAndColumn) {
-  EXPECT_THAT(error_of("{\n  \"optim\": {\n    \"lr\": 1e-6,\n  }\n}"), HasSubstr("run.json:4:3: invalid JSON"));
+  EXPECT_THAT(error_of("{\n  \"optim\": {\n    \"lr\": 1e-6,\n  }\n}"),
+              HasSubstr("run.json:4:3: invalid JSON"));
 }
 
 TEST(Config, OverridesApplyInOrderWithTypesFromJson) {
-  const aha::Config c = aha::parse_config(R"({"optim": {"lr": 1e-5}})", "run.json",
-                                          {"optim.lr=3e-6", "rollout.stop=[\"</answer>\",\"\\n\\n\"]",
-                                           "data.path=123", "data.source=jsonl", "grpo.mask_truncated=true",
-                                           "reward.functions[1].weight=0.5", "reward.functions[0].params.mode=strict",
-                                           "train.steps=10", "train.steps=20"});
+  const aha::Config c =
+      aha::parse_config(R"({"optim": {"lr": 1e-5}})", "run.json",
+                        {"optim.lr=3e-6", "rollout.stop=[\"</answer>\",\"\\n\\n\"]", "data.path=123",
+                         "data.source=jsonl", "grpo.mask_truncated=true", "reward.functions[1].weight=0.5",
+                         "reward.functions[0].params.mode=strict", "train.steps=10", "train.steps=20"});
   EXPECT_DOUBLE_EQ(c.optim.lr, 3e-6);
   EXPECT_EQ(c.rollout.stop, (std::vector<std::string>{"</answer>", "\n\n"}));
   EXPECT_EQ(c.data.path, "123");  // string fields take the text as written
@@ -119,11 +124,14 @@ TEST(Config, OverridesApplyInOrderWithTypesFromJson) {
 }
 
 TEST(Config, BadOverridesNameTheOverride) {
-  EXPECT_THAT(error_of("{}", {"optim.lr=-1"}), HasSubstr("--set optim.lr=-1: optim.lr: value -1 is out of range"));
+  EXPECT_THAT(error_of("{}", {"optim.lr=-1"}),
+              HasSubstr("--set optim.lr=-1: optim.lr: value -1 is out of range"));
   EXPECT_THAT(error_of("{}", {"optim.lrr=1"}), HasSubstr("--set optim.lrr=1: optim.lrr: unknown key"));
   EXPECT_THAT(error_of("{}", {"optim.lr"}), HasSubstr("expected key.path=value"));
-  EXPECT_THAT(error_of("{}", {"train.steps=many"}), HasSubstr("train.steps: expected an integer, got string"));
-  EXPECT_THAT(error_of("{}", {"reward.functions[5].weight=1"}), HasSubstr("reward.functions[5]: index out of range"));
+  EXPECT_THAT(error_of("{}", {"train.steps=many"}),
+              HasSubstr("train.steps: expected an integer, got string"));
+  EXPECT_THAT(error_of("{}", {"reward.functions[5].weight=1"}),
+              HasSubstr("reward.functions[5]: index out of range"));
   EXPECT_THAT(error_of("{}", {"optim.lr.x=1"}), HasSubstr("has no field \"x\""));
   EXPECT_THAT(error_of("{}", {"optim..lr=1"}), HasSubstr("empty key"));
   EXPECT_THAT(error_of("{}", {"data.source=jsonl"}), HasSubstr("with --set overrides: data.path"));

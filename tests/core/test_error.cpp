@@ -12,7 +12,9 @@ int checked_div(int a, int b) {
   return a / b;
 }
 
-TEST(Error, CheckPassesThroughWhenTrue) { EXPECT_EQ(checked_div(6, 3), 2); }
+TEST(Error, CheckPassesThroughWhenTrue) {
+  EXPECT_EQ(checked_div(6, 3), 2);
+}
 
 TEST(Error, CheckThrowsWithMessageConditionAndLocation) {
   try {

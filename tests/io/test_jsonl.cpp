@@ -57,14 +57,16 @@ TEST(Jsonl, Utf8Validator) {
   using aha::io::find_invalid_utf8;
   EXPECT_FALSE(find_invalid_utf8("plain ascii"));
   EXPECT_FALSE(find_invalid_utf8("\xE4\xB8\xAD\xE6\x96\x87 \xF0\x9F\x98\x80"));  // CJK and an emoji
-  EXPECT_EQ(find_invalid_utf8("a\x80"), 1u);                                   // lone continuation byte
-  EXPECT_EQ(find_invalid_utf8("ab\xC3"), 2u);                                  // truncated sequence
-  EXPECT_EQ(find_invalid_utf8("\xC0\xAF"), 0u);                                // overlong '/'
-  EXPECT_EQ(find_invalid_utf8("\xED\xA0\x80"), 0u);                            // UTF-16 surrogate
-  EXPECT_EQ(find_invalid_utf8("\xF4\x90\x80\x80"), 0u);                        // above U+10FFFF
+  EXPECT_EQ(find_invalid_utf8("a\x80"), 1u);                                     // lone continuation byte
+  EXPECT_EQ(find_invalid_utf8("ab\xC3"), 2u);                                    // truncated sequence
+  EXPECT_EQ(find_invalid_utf8("\xC0\xAF"), 0u);                                  // overlong '/'
+  EXPECT_EQ(find_invalid_utf8("\xED\xA0\x80"), 0u);                              // UTF-16 surrogate
+  EXPECT_EQ(find_invalid_utf8("\xF4\x90\x80\x80"), 0u);                          // above U+10FFFF
 }
 
-TEST(Jsonl, MissingFileNamesThePath) { EXPECT_THAT(error_of("/no/such.jsonl"), HasSubstr("/no/such.jsonl")); }
+TEST(Jsonl, MissingFileNamesThePath) {
+  EXPECT_THAT(error_of("/no/such.jsonl"), HasSubstr("/no/such.jsonl"));
+}
 
 TEST(Jsonl, WriterAppendsOneLinePerRecord) {
   auto p = (fs::temp_directory_path() / "aha_jsonl_w.jsonl").string();

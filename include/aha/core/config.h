@@ -2,9 +2,9 @@
 //
 // A run is described by JSON with these sections (any may be omitted; absent fields keep their defaults):
 //   model, data, rollout, reward, grpo, optim, train, dist, log
-// `load_config` reads a file and applies `--set a.b.c=value` overrides; every error names the file (or the --set)
-// and the JSON path. `aha config --explain` prints every field with its type, default and doc.
-// The defaults follow R1-Zero / DAPO practice where they exist (see ../shared/spec/grpo.md).
+// `load_config` reads a file and applies `--set a.b.c=value` overrides; every error names the file (or the
+// --set) and the JSON path. `aha config --explain` prints every field with its type, default and doc. The
+// defaults follow R1-Zero / DAPO practice where they exist (see ../shared/spec/grpo.md).
 #pragma once
 
 #include <cstdint>
@@ -17,15 +17,17 @@
 namespace aha {
 
 struct ModelSection {
-  std::string path;                // HF checkpoint directory (config.json + safetensors); empty: a fresh model
+  std::string path;  // HF checkpoint directory (config.json + safetensors); empty: a fresh model
   std::string precision = "fp32";  // numerics of the large matrix products
   std::string device = "auto";     // where the run computes
   uint64_t init_seed = 0;          // seed of the initial weights when no checkpoint is given
 
   template <class V>
   void visit(V& v) {
-    v("path", path, "HF-format checkpoint directory (config.json + *.safetensors); empty builds a fresh model");
-    v("precision", precision, "numerics of the large matrix products", Constraint::one_of({"fp32", "bf16", "fp8"}));
+    v("path", path,
+      "HF-format checkpoint directory (config.json + *.safetensors); empty builds a fresh model");
+    v("precision", precision, "numerics of the large matrix products",
+      Constraint::one_of({"fp32", "bf16", "fp8"}));
     v("device", device, "auto (cuda when available, else cpu), cpu, cuda or cuda:N");
     v("init_seed", init_seed, "seed of the initial weights of a fresh model");
   }
@@ -37,7 +39,8 @@ struct DataSection {
   std::string prompt_field = "question";  // JSONL field holding the question
   std::string answer_field = "answer";    // JSONL field holding the ground truth
   std::string task = "arithmetic";        // built-in task generator when source = task
-  std::string template_name = "r1_zero";  // prompt template: a built-in name or text with {field} placeholders
+  std::string template_name =
+      "r1_zero";  // prompt template: a built-in name or text with {field} placeholders
   bool shuffle = true;
   uint64_t seed = 1;
   int64_t eval_size = 128;  // held-out prompts for evaluation
@@ -48,8 +51,10 @@ struct DataSection {
     v("path", path, "JSONL file of prompts (source = jsonl)");
     v("prompt_field", prompt_field, "JSONL field that holds the question");
     v("answer_field", answer_field, "JSONL field that holds the ground truth");
-    v("task", task, "built-in task generator (source = task)", Constraint::one_of({"arithmetic", "countdown"}));
-    v("template", template_name, "prompt template: a built-in name (r1_zero, plain) or text with {field} placeholders");
+    v("task", task, "built-in task generator (source = task)",
+      Constraint::one_of({"arithmetic", "countdown"}));
+    v("template", template_name,
+      "prompt template: a built-in name (r1_zero, plain) or text with {field} placeholders");
     v("shuffle", shuffle, "shuffle prompts each epoch");
     v("seed", seed, "seed of the shuffle and of task generators");
     v("eval_size", eval_size, "number of held-out prompts used for evaluation", Constraint::at_least(0));
@@ -69,11 +74,13 @@ struct RolloutSection {
   template <class V>
   void visit(V& v) {
     v("num_generations", num_generations, "G: completions sampled per prompt", Constraint::at_least(1));
-    v("max_new_tokens", max_new_tokens, "longest completion; longer ones are truncated", Constraint::at_least(1));
+    v("max_new_tokens", max_new_tokens, "longest completion; longer ones are truncated",
+      Constraint::at_least(1));
     v("temperature", temperature, "sampling temperature (0: greedy)", Constraint::at_least(0));
     v("top_k", top_k, "keep the k most likely tokens (0: off)", Constraint::at_least(0));
     v("top_p", top_p, "nucleus sampling mass (1: off)", Constraint{0, 1, true, false, {}});
-    v("min_p", min_p, "drop tokens below min_p times the top probability (0: off)", Constraint{0, 1, false, true, {}});
+    v("min_p", min_p, "drop tokens below min_p times the top probability (0: off)",
+      Constraint{0, 1, false, true, {}});
     v("stop", stop, "stop strings: generation ends after any of them");
     v("seed", seed, "sampling seed (same seed, same completions)");
   }
@@ -95,14 +102,16 @@ struct RewardSpec {
 };
 
 struct RewardSection {
-  std::vector<RewardSpec> functions = {{"format", 1.0, Json::object(), ""}, {"math_accuracy", 1.0, Json::object(), ""}};
+  std::vector<RewardSpec> functions = {{"format", 1.0, Json::object(), ""},
+                                       {"math_accuracy", 1.0, Json::object(), ""}};
   double fallback_score = 0.0;  // score when an external reward fails
   int64_t threads = 0;          // 0: hardware concurrency
 
   template <class V>
   void visit(V& v) {
     v("functions", functions, "rewards summed with their weights: [{name, weight, params, plugin}]");
-    v("fallback_score", fallback_score, "score given when an external reward crashes, times out or answers garbage");
+    v("fallback_score", fallback_score,
+      "score given when an external reward crashes, times out or answers garbage");
     v("threads", threads, "threads scoring a batch (0: one per core)", Constraint::at_least(0));
   }
 };
@@ -129,21 +138,27 @@ struct GrpoSection {
       Constraint::one_of({"grpo", "dr_grpo", "batch_std", "rloo"}));
     v("std_eps", std_eps, "epsilon added to the group std", Constraint::greater_than(0));
     v("loss_aggregation", loss_aggregation, "how token losses are averaged",
-      Constraint::one_of({"token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm", "seq-mean-token-sum"}));
+      Constraint::one_of(
+          {"token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm", "seq-mean-token-sum"}));
     v("ratio", ratio, "importance ratio per token (GRPO) or per sequence (GSPO)",
       Constraint::one_of({"token", "sequence"}));
     v("epsilon_low", epsilon_low, "lower clip range: ratio >= 1 - epsilon_low", Constraint::range(0, 1));
     v("epsilon_high", epsilon_high, "upper clip range: ratio <= 1 + epsilon_high (DAPO clip-higher)",
       Constraint::at_least(0));
-    v("dual_clip", dual_clip, "dual-clip constant c > 1 for negative advantages (0: off)", Constraint::at_least(0));
-    v("beta", beta, "KL coefficient to the reference policy (0: no reference model)", Constraint::at_least(0));
+    v("dual_clip", dual_clip, "dual-clip constant c > 1 for negative advantages (0: off)",
+      Constraint::at_least(0));
+    v("beta", beta, "KL coefficient to the reference policy (0: no reference model)",
+      Constraint::at_least(0));
     v("kl_estimator", kl_estimator, "KL estimator", Constraint::one_of({"k1", "k2", "k3"}));
     v("ref_reset_every", ref_reset_every, "copy the policy into the reference every N steps (0: never)",
       Constraint::at_least(0));
     v("mu", mu, "policy updates per batch of rollouts", Constraint::at_least(1));
-    v("dynamic_sampling", dynamic_sampling, "drop groups whose rewards all agree and refill the batch (DAPO)");
-    v("max_resample_rounds", max_resample_rounds, "extra sampling rounds to refill the batch", Constraint::at_least(0));
-    v("mask_truncated", mask_truncated, "leave truncated completions out of the loss (DAPO overlong filtering)");
+    v("dynamic_sampling", dynamic_sampling,
+      "drop groups whose rewards all agree and refill the batch (DAPO)");
+    v("max_resample_rounds", max_resample_rounds, "extra sampling rounds to refill the batch",
+      Constraint::at_least(0));
+    v("mask_truncated", mask_truncated,
+      "leave truncated completions out of the loss (DAPO overlong filtering)");
   }
 };
 
@@ -166,7 +181,8 @@ struct OptimSection {
     v("adam_beta1", adam_beta1, "AdamW beta1", Constraint{0, 1, false, true, {}});
     v("adam_beta2", adam_beta2, "AdamW beta2", Constraint{0, 1, false, true, {}});
     v("adam_eps", adam_eps, "AdamW epsilon", Constraint::greater_than(0));
-    v("schedule", schedule, "learning-rate schedule after warmup", Constraint::one_of({"constant", "cosine"}));
+    v("schedule", schedule, "learning-rate schedule after warmup",
+      Constraint::one_of({"constant", "cosine"}));
     v("warmup_steps", warmup_steps, "linear warmup steps", Constraint::at_least(0));
     v("min_lr_ratio", min_lr_ratio, "cosine floor as a fraction of lr", Constraint::range(0, 1));
     v("grad_clip", grad_clip, "clip the global gradient norm to this (0: off)", Constraint::at_least(0));
@@ -212,15 +228,16 @@ struct DistSection {
 
 struct LogSection {
   std::string level = "info";
-  int64_t every = 1;            // console line every N steps
+  int64_t every = 1;             // console line every N steps
   int64_t samples_per_step = 4;  // completions written to samples.jsonl per step
-  bool file = true;             // also log to <run_dir>/aha.log
+  bool file = true;              // also log to <run_dir>/aha.log
 
   template <class V>
   void visit(V& v) {
     v("level", level, "log level", Constraint::one_of({"trace", "debug", "info", "warn", "error", "off"}));
     v("every", every, "print a metrics line every N steps", Constraint::at_least(1));
-    v("samples_per_step", samples_per_step, "completions written to samples.jsonl each step", Constraint::at_least(0));
+    v("samples_per_step", samples_per_step, "completions written to samples.jsonl each step",
+      Constraint::at_least(0));
     v("file", file, "also write the log to <run_dir>/aha.log");
   }
 };
@@ -261,6 +278,7 @@ std::string_view default_config_text();
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 
 // Parses config JSON text; `source` names it in errors.
-Config parse_config(std::string_view text, const std::string& source, const std::vector<std::string>& overrides = {});
+Config parse_config(std::string_view text, const std::string& source,
+                    const std::vector<std::string>& overrides = {});
 
 }  // namespace aha

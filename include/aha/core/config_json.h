@@ -1,16 +1,18 @@
 // Reading and writing config structs as JSON, with errors that name the JSON path and the source.
 //
-// A config struct is a plain struct whose fields have defaults, plus a `visit` member that lists each field once:
+// A config struct is a plain struct whose fields have defaults, plus a `visit` member that lists each field
+// once:
 //
 //   struct OptimConfig {
 //     double lr = 1e-6;
 //     template <class V> void visit(V& v) { v("lr", lr, "peak learning rate", Constraint::greater_than(0)); }
 //   };
 //
-// From that one list this header derives: loading from JSON (unknown key, wrong type and out-of-range value are
-// errors naming e.g. `run.json: optim.lr`), writing to JSON, setting one field by its dotted path (`--set`), and a
-// description of every field. Supported field types: bool, integers, floating point, std::string, std::optional,
-// std::vector, std::map<std::string, T>, nlohmann::json (free-form), and nested visitable structs.
+// From that one list this header derives: loading from JSON (unknown key, wrong type and out-of-range value
+// are errors naming e.g. `run.json: optim.lr`), writing to JSON, setting one field by its dotted path
+// (`--set`), and a description of every field. Supported field types: bool, integers, floating point,
+// std::string, std::optional, std::vector, std::map<std::string, T>, nlohmann::json (free-form), and nested
+// visitable structs.
 #pragma once
 
 #include <cmath>
@@ -41,13 +43,17 @@ struct Constraint {
 
   static Constraint none() { return {}; }
   static Constraint range(double lo, double hi) { return {lo, hi, false, false, {}}; }
-  static Constraint at_least(double lo) { return {lo, std::numeric_limits<double>::infinity(), false, false, {}}; }
-  static Constraint greater_than(double lo) { return {lo, std::numeric_limits<double>::infinity(), true, false, {}}; }
+  static Constraint at_least(double lo) {
+    return {lo, std::numeric_limits<double>::infinity(), false, false, {}};
+  }
+  static Constraint greater_than(double lo) {
+    return {lo, std::numeric_limits<double>::infinity(), true, false, {}};
+  }
   static Constraint one_of(std::vector<std::string> c) { return {.choices = std::move(c)}; }
 
   bool numeric() const { return choices.empty() && (std::isfinite(lo) || std::isfinite(hi)); }
-  std::string describe() const;      // "in [0, 1]", "> 0", "one of a|b|c", "" when unconstrained
-  bool admits(double x) const;       // numeric test
+  std::string describe() const;  // "in [0, 1]", "> 0", "one of a|b|c", "" when unconstrained
+  bool admits(double x) const;   // numeric test
   bool admits(std::string_view s) const;
 };
 
@@ -61,7 +67,9 @@ struct Probe {
 }  // namespace config_detail
 
 template <class T>
-concept Visitable = requires(T& t, config_detail::Probe& p) { t.visit(p); };
+concept Visitable = requires(T& t, config_detail::Probe& p) {
+  t.visit(p);
+};
 
 namespace config_detail {
 
@@ -85,24 +93,37 @@ struct Where {
   [[noreturn]] void fail(const std::string& message) const {
     throw Error(message, path.empty() ? source : source + ": " + path);
   }
-  Where child(std::string_view key) const { return {source, path.empty() ? std::string(key) : path + "." + std::string(key)}; }
+  Where child(std::string_view key) const {
+    return {source, path.empty() ? std::string(key) : path + "." + std::string(key)};
+  }
   Where index(size_t i) const { return {source, path + "[" + std::to_string(i) + "]"}; }
 };
 
 std::string json_kind(const Json& j);  // "string \"abc\"", "number 3", "object", ...
-std::string type_name_bool();
+// "unknown key (did you mean "epsilon_low"? known keys here: ...)": the suggestion when one is close in
+// spelling.
+std::string unknown_key_message(const std::string& key, const std::vector<std::string>& known);
 
 template <class T>
 std::string type_name() {
-  if constexpr (std::is_same_v<T, bool>) return "boolean";
-  else if constexpr (std::is_integral_v<T>) return "integer";
-  else if constexpr (std::is_floating_point_v<T>) return "number";
-  else if constexpr (std::is_same_v<T, std::string>) return "string";
-  else if constexpr (std::is_same_v<T, Json>) return "any JSON";
-  else if constexpr (is_optional<T>::value) return type_name<typename T::value_type>() + " or null";
-  else if constexpr (is_vector<T>::value) return "array of " + type_name<typename T::value_type>();
-  else if constexpr (is_string_map<T>::value) return "object of " + type_name<typename T::mapped_type>();
-  else return "object";
+  if constexpr (std::is_same_v<T, bool>)
+    return "boolean";
+  else if constexpr (std::is_integral_v<T>)
+    return "integer";
+  else if constexpr (std::is_floating_point_v<T>)
+    return "number";
+  else if constexpr (std::is_same_v<T, std::string>)
+    return "string";
+  else if constexpr (std::is_same_v<T, Json>)
+    return "any JSON";
+  else if constexpr (is_optional<T>::value)
+    return type_name<typename T::value_type>() + " or null";
+  else if constexpr (is_vector<T>::value)
+    return "array of " + type_name<typename T::value_type>();
+  else if constexpr (is_string_map<T>::value)
+    return "object of " + type_name<typename T::mapped_type>();
+  else
+    return "object";
 }
 
 template <class T>
@@ -132,11 +153,11 @@ void read_value(const Json& j, T& out, const Where& at, const Constraint& c) {
     double as_double = 0;
     if (j.is_number_integer() || j.is_number_unsigned()) {
       as_double = j.get<double>();
-      if (j.is_number_unsigned() ? j.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<T>::max())
-                                 : (j.get<int64_t>() < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
-                                    (j.get<int64_t>() > 0 &&
-                                     static_cast<uint64_t>(j.get<int64_t>()) >
-                                         static_cast<uint64_t>(std::numeric_limits<T>::max()))))
+      if (j.is_number_unsigned()
+              ? j.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<T>::max())
+              : (j.get<int64_t>() < static_cast<int64_t>(std::numeric_limits<T>::min()) ||
+                 (j.get<int64_t>() > 0 && static_cast<uint64_t>(j.get<int64_t>()) >
+                                              static_cast<uint64_t>(std::numeric_limits<T>::max()))))
         at.fail("integer " + j.dump() + " does not fit the field's type");
       out = j.is_number_unsigned() ? static_cast<T>(j.get<uint64_t>()) : static_cast<T>(j.get<int64_t>());
     } else if (j.is_number_float() && std::trunc(j.get<double>()) == j.get<double>() &&
@@ -195,12 +216,9 @@ void read_value(const Json& j, T& out, const Where& at, const Constraint& c) {
     out.visit(reader);
     for (auto it = j.begin(); it != j.end(); ++it) {
       bool found = false;
-      for (const auto& k : reader.known) found = found || k == it.key();
-      if (!found) {
-        std::string known;
-        for (const auto& k : reader.known) known += (known.empty() ? "" : ", ") + k;
-        at.child(it.key()).fail("unknown key (known keys here: " + known + ")");
-      }
+      for (const auto& k : reader.known)
+        found = found || k == it.key();
+      if (!found) at.child(it.key()).fail(unknown_key_message(it.key(), reader.known));
     }
   } else {
     static_assert(sizeof(T) == 0, "unsupported config field type");
@@ -228,11 +246,13 @@ Json write_value(const T& v) {
     return v ? write_value(*v) : Json(nullptr);
   } else if constexpr (is_vector<T>::value) {
     Json a = Json::array();
-    for (const auto& e : v) a.push_back(write_value(e));
+    for (const auto& e : v)
+      a.push_back(write_value(e));
     return a;
   } else if constexpr (is_string_map<T>::value) {
     Json o = Json::object();
-    for (const auto& [k, e] : v) o[k] = write_value(e);
+    for (const auto& [k, e] : v)
+      o[k] = write_value(e);
     return o;
   } else {
     Json o = Json::object();
@@ -246,8 +266,8 @@ Json write_value(const T& v) {
 std::vector<std::string> split_path(std::string_view path);
 
 template <class T>
-void set_at(T& target, const std::vector<std::string>& parts, size_t depth, const Json& value, const std::string& raw,
-            const Where& at, const Constraint& c);
+void set_at(T& target, const std::vector<std::string>& parts, size_t depth, const Json& value,
+            const std::string& raw, const Where& at, const Constraint& c);
 
 template <class T>
 struct PathSetter {
@@ -268,8 +288,8 @@ struct PathSetter {
 };
 
 template <class T>
-void set_at(T& target, const std::vector<std::string>& parts, size_t depth, const Json& value, const std::string& raw,
-            const Where& at, const Constraint& c) {
+void set_at(T& target, const std::vector<std::string>& parts, size_t depth, const Json& value,
+            const std::string& raw, const Where& at, const Constraint& c) {
   if (depth == parts.size()) {
     // A string field takes the text as written, so `--set model.path=123` means the string "123".
     if constexpr (std::is_same_v<T, std::string>) {
@@ -301,7 +321,8 @@ void set_at(T& target, const std::vector<std::string>& parts, size_t depth, cons
         if (!node->is_array() || i >= node->size()) at.fail("no element " + parts[d] + " here");
         node = &(*node)[i];
       } else {
-        if (!node->is_object() && !node->is_null()) at.fail("cannot set key \"" + parts[d] + "\" inside a " + json_kind(*node));
+        if (!node->is_object() && !node->is_null())
+          at.fail("cannot set key \"" + parts[d] + "\" inside a " + json_kind(*node));
         node = &(*node)[parts[d]];
       }
     }
@@ -309,11 +330,7 @@ void set_at(T& target, const std::vector<std::string>& parts, size_t depth, cons
   } else if constexpr (Visitable<T>) {
     PathSetter<T> setter{parts, depth, value, raw, at};
     target.visit(setter);
-    if (!setter.found) {
-      std::string known;
-      for (const auto& k : setter.known) known += (known.empty() ? "" : ", ") + k;
-      at.child(part).fail("unknown key (known keys here: " + known + ")");
-    }
+    if (!setter.found) at.child(part).fail(unknown_key_message(part, setter.known));
   } else {
     at.fail("is a " + type_name<T>() + " and has no field \"" + part + "\"");
   }
@@ -350,7 +367,8 @@ void describe(const T& v, const std::string& prefix, std::vector<FieldDoc>& out)
 
 using config_detail::FieldDoc;
 
-// Reads `j` into `out` (fields absent from `j` keep their current values). `source` names the input in errors.
+// Reads `j` into `out` (fields absent from `j` keep their current values). `source` names the input in
+// errors.
 template <Visitable T>
 void from_json(const Json& j, T& out, const std::string& source) {
   config_detail::read_value(j, out, config_detail::Where{source, ""}, Constraint{});
@@ -362,19 +380,19 @@ Json to_json(const T& v) {
 }
 
 // Applies one override "a.b.c=value". The value is parsed as JSON when it parses (numbers, booleans, arrays,
-// objects, quoted strings) and taken as a plain string otherwise; string fields always take the text as written.
+// objects, quoted strings) and taken as a plain string otherwise; string fields always take the text as
+// written.
 template <Visitable T>
 void apply_override(T& target, std::string_view assignment) {
   const std::string source = "--set " + std::string(assignment);
   auto eq = assignment.find('=');
-  if (eq == std::string_view::npos || eq == 0)
-    throw Error("expected key.path=value", source);
+  if (eq == std::string_view::npos || eq == 0) throw Error("expected key.path=value", source);
   const std::string path(assignment.substr(0, eq));
   const std::string raw(assignment.substr(eq + 1));
   Json value = Json::parse(raw, nullptr, /*allow_exceptions=*/false);
   if (value.is_discarded()) value = Json(raw);
-  config_detail::set_at(target, config_detail::split_path(path), 0, value, raw, config_detail::Where{source, ""},
-                        Constraint{});
+  config_detail::set_at(target, config_detail::split_path(path), 0, value, raw,
+                        config_detail::Where{source, ""}, Constraint{});
 }
 
 // One line per leaf field: dotted path, type, default (the value in `v`), constraint and doc.

@@ -1,8 +1,9 @@
 // Logging facade: levels, a console sink and an optional file sink (the run directory's log).
 //
-// The implementation uses spdlog, but no fmt or spdlog type appears here: the torch wheel ships its own fmt headers,
-// which clash with Debian's spdlog, so log.cpp is compiled without torch's include path and this header is all the
-// rest of aha sees. Messages are built with operator<< (aha::log::info("step ", step, " loss ", loss)).
+// The implementation uses spdlog, but no fmt or spdlog type appears here: the torch wheel ships its own fmt
+// headers, which clash with Debian's spdlog, so log.cpp is compiled without torch's include path and this
+// header is all the rest of aha sees. Messages are built with operator<< (aha::log::info("step ", step, "
+// loss ", loss)).
 //
 // The sinks are process-wide, as a terminal and a log file are; nothing else in aha is.
 #pragma once

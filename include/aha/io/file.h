@@ -1,8 +1,8 @@
 // Whole-file reads, crash-safe writes, and read-only memory maps.
 //
 // A write never leaves a half-written file under the target name: data goes to a temporary file in the same
-// directory, is flushed to disk, and is renamed over the target (atomic on POSIX), so a crash mid-save keeps the
-// previous version intact.
+// directory, is flushed to disk, and is renamed over the target (atomic on POSIX), so a crash mid-save keeps
+// the previous version intact.
 #pragma once
 
 #include <cstddef>
@@ -16,8 +16,9 @@ namespace aha::io {
 // Reads the whole file; throws aha::Error naming the path (and errno's text) when it cannot.
 std::string read_file(const std::string& path);
 
-// A file written in pieces that appears under its name only on commit(): until then the data lives in a temporary
-// file beside it, which the destructor removes when commit() was never reached (an exception, a crash).
+// A file written in pieces that appears under its name only on commit(): until then the data lives in a
+// temporary file beside it, which the destructor removes when commit() was never reached (an exception, a
+// crash).
 class AtomicFile {
  public:
   explicit AtomicFile(std::string path);
@@ -41,8 +42,9 @@ void write_file_atomic(const std::string& path, std::string_view data);
 // Creates `path` and its parents if missing.
 void make_dirs(const std::string& path);
 
-// A file mapped copy-on-write: readable through `bytes()`, and writes through the mapping never reach the file.
-// Empty files map to an empty span. Shared ownership so tensors that point into the map can keep it alive.
+// A file mapped copy-on-write: readable through `bytes()`, and writes through the mapping never reach the
+// file. Empty files map to an empty span. Shared ownership so tensors that point into the map can keep it
+// alive.
 class MappedFile {
  public:
   static std::shared_ptr<MappedFile> open(const std::string& path);

@@ -1,9 +1,10 @@
-// safetensors files and HF checkpoints as torch tensors: read (memory-mapped, zero-copy where aligned) and write.
+// safetensors files and HF checkpoints as torch tensors: read (memory-mapped, zero-copy where aligned) and
+// write.
 //
 // A checkpoint is either one `model.safetensors` file or shards listed in `model.safetensors.index.json`
 // ({"metadata": {...}, "weight_map": {tensor name: shard file}}), as HF transformers writes them.
-// Tensors read from a file point into a copy-on-write mapping kept alive by the tensor itself: writing to them
-// never changes the file. A tensor whose bytes are not aligned to its element size is copied instead.
+// Tensors read from a file point into a copy-on-write mapping kept alive by the tensor itself: writing to
+// them never changes the file. A tensor whose bytes are not aligned to its element size is copied instead.
 // Writes are atomic per file (io/file.h): a crash never leaves a truncated file under its final name.
 #pragma once
 
@@ -74,8 +75,9 @@ class Checkpoint {
 };
 
 // Writes `dir`/model.safetensors, or, when the tensors exceed `max_shard_bytes`, shards
-// model-00001-of-0000N.safetensors plus model.safetensors.index.json. Tensors keep their order; a tensor larger than
-// the limit gets a shard of its own. The index is written last, so a reader never sees an index without its shards.
+// model-00001-of-0000N.safetensors plus model.safetensors.index.json. Tensors keep their order; a tensor
+// larger than the limit gets a shard of its own. The index is written last, so a reader never sees an index
+// without its shards.
 void save_checkpoint(const std::string& dir, const std::vector<NamedTensor>& tensors,
                      const std::map<std::string, std::string>& metadata = {},
                      uint64_t max_shard_bytes = 5'000'000'000ull);

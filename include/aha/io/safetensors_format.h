@@ -1,11 +1,14 @@
 // The safetensors container format, without tensors: parse and validate a header, lay out a new file.
 //
-// File: 8-byte little-endian header length N, N bytes of UTF-8 JSON, then the byte buffer. The JSON maps each tensor
-// name to {"dtype", "shape", "data_offsets": [begin, end)} (offsets relative to the buffer) and may hold a
-// "__metadata__" object of string to string. This file is torch-free so the parser can be fuzzed under sanitizers
-// cheaply. What `parse` guarantees when it returns (and it throws aha::Error naming the source otherwise):
+// File: 8-byte little-endian header length N, N bytes of UTF-8 JSON, then the byte buffer. The JSON maps each
+// tensor name to {"dtype", "shape", "data_offsets": [begin, end)} (offsets relative to the buffer) and may
+// hold a
+// "__metadata__" object of string to string. This file is torch-free so the parser can be fuzzed under
+// sanitizers cheaply. What `parse` guarantees when it returns (and it throws aha::Error naming the source
+// otherwise):
 //   - the header length fits in the file and is at most 100 MB; the JSON is valid and has no duplicate names;
-//   - every dtype is known, every shape entry is a non-negative integer, shape and byte count agree (no overflow);
+//   - every dtype is known, every shape entry is a non-negative integer, shape and byte count agree (no
+//   overflow);
 //   - the tensors' byte ranges, sorted, tile the buffer exactly: no overlap, no gap, nothing past the end.
 #pragma once
 
@@ -50,9 +53,10 @@ inline constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 // Parses and validates the header of a complete file image. `source` (a path) prefixes every error.
 Header parse(std::span<const std::byte> file, const std::string& source);
 
-// Assigns contiguous offsets to `entries` (in the given order, shapes and dtypes set) and returns the first part of
-// the file: length prefix plus the JSON header, padded with spaces so the buffer starts 8-byte aligned. The caller
-// writes the tensors' bytes after it in the same order. Throws on duplicate or empty names.
+// Assigns contiguous offsets to `entries` (in the given order, shapes and dtypes set) and returns the first
+// part of the file: length prefix plus the JSON header, padded with spaces so the buffer starts 8-byte
+// aligned. The caller writes the tensors' bytes after it in the same order. Throws on duplicate or empty
+// names.
 std::string layout(std::vector<TensorEntry>& entries, const std::map<std::string, std::string>& metadata);
 
 }  // namespace aha::io::st

@@ -1,6 +1,6 @@
 // The torch-facing boundary of the smoke kernel (kernels/axpy.cuh): y += a * x in fp32.
-// On a CUDA tensor it launches the sm_90a kernel on torch's current stream; on a CPU tensor it runs the reference.
-// Checks dtype, device, shape and contiguity first, with messages that name what is wrong.
+// On a CUDA tensor it launches the sm_90a kernel on torch's current stream; on a CPU tensor it runs the
+// reference. Checks dtype, device, shape and contiguity first, with messages that name what is wrong.
 #pragma once
 
 #include <ATen/core/Tensor.h>

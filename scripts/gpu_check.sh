@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The GPU check, run ON the lent GPU machine (one H200: torch 2.11.0+cu130 in its python3, CMake, ninja, nvcc 13.0,
+# no network, no Debian -dev packages). Prepare here with scripts/gpu_bundle.sh, then run it through the device tool
+# as ONE command with carry [".debs"]. It builds aha with the sm_90a kernels against that machine's torch, runs the
+# whole test suite there (the CUDA tests run instead of skipping), and prints the figures to quote in notes.
+# Everything it prints also lands in $OUT/gpu_check.log when $OUT is set.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+log=${OUT:-/tmp}/gpu_check.log
+exec > >(tee "$log") 2>&1
+t0=$(date +%s)
+
+# Debian packages carried in .debs/: unpacked into a private prefix, never into /.
+if [ -d .debs ]; then
+  prefix=/tmp/aha-debs
+  mkdir -p "$prefix"
+  for f in .debs/*.deb; do dpkg -x "$f" "$prefix"; done
+  export AHA_EXTRA_PREFIX="$prefix/usr;$prefix/usr/lib/x86_64-linux-gnu/cmake;$prefix/usr/share/cmake"
+  export LD_LIBRARY_PATH="$prefix/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+export AHA_PYTHON=${AHA_PYTHON:-python3}
+export AHA_BUILD=${AHA_BUILD:-$PWD/build-gpu}
+source scripts/env.sh
+
+echo "== machine"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+nvcc --version | tail -1
+"$AHA_PYTHON" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpus", torch.cuda.device_count())'
+
+echo "== configure + build (AHA_CUDA=ON)"
+aha_configure -DAHA_CUDA=ON -DAHA_BUILD_TESTS=ON -DAHA_BUILD_EXAMPLES=ON >"$AHA_BUILD.configure.log" 2>&1 ||
+  { tail -40 "$AHA_BUILD.configure.log"; exit 1; }
+cmake --build "$AHA_BUILD" -j "$(nproc)" 2>&1 | tail -5
+[ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
+echo "build: $(($(date +%s) - t0)) s"
+
+echo "== aha info"
+"$AHA_BUILD/aha" info
+
+echo "== tests (CUDA tests run here)"
+ctest --test-dir "$AHA_BUILD" --output-on-failure -j 8 -E 'format_check'
+rc=$?
+echo "== CUDA tests, verbose"
+"$AHA_BUILD/tests/aha_tests" --gtest_filter='*Cuda*:*Gpu*' 2>&1 | grep -E '^\[ +(OK|FAILED|SKIPPED|PASSED) +\]'
+echo "gpu_check: rc=$rc, $(($(date +%s) - t0)) s"
+exit $rc
