@@ -1,0 +1,50 @@
+// Multi-head latent attention (DeepSeek-V2/V3), training/prefill form.
+//
+//   c_q = RMSNorm(W_qa x), q = W_qb c_q (or q = W_q x without q low rank)   -> [B, H, T, dn + dr]
+//   [c_kv | k_pe] = W_kva x; c_kv = RMSNorm(c_kv); k_pe = RoPE(k_pe)          -> the latent: r + dr values
+//   per token k_h = [W_UK[h] c_kv ; k_pe], v_h = W_UV[h] c_kv (W_kvb viewed [H, dn + dv, r]) out = W_o
+//   concat_h softmax_fp32(q_h k_h^T * scale + mask) v_h
+// The latent (c_kv, k_pe) is what the decode-time cache stores; `latent()` exposes it.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include <utility>
+
+#include "aha/model/config.h"
+#include "aha/model/linear.h"
+#include "aha/model/norm.h"
+#include "aha/model/rope.h"
+
+namespace aha::model {
+
+class MlaImpl : public torch::nn::Module {
+ public:
+  explicit MlaImpl(const ModelConfig& c);
+
+  // x [B, T, D]; cos/sin [B, T, dr/2]; mask additive [B, 1, T, T] in x's dtype (0 allowed, lowest() masked).
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                     const at::Tensor& mask, const Rope& rope);
+
+  // The compressed KV of x: c_kv [B, T, r] (normalised) and k_pe [B, T, dr] (rotated).
+  std::pair<at::Tensor, at::Tensor> latent(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                           const Rope& rope);
+
+  Linear q_proj{nullptr};  // when q_lora_rank is null
+  Linear q_a_proj{nullptr};
+  RMSNorm q_a_layernorm{nullptr};
+  Linear q_b_proj{nullptr};
+  Linear kv_a_proj_with_mqa{nullptr};
+  RMSNorm kv_a_layernorm{nullptr};
+  Linear kv_b_proj{nullptr};
+  Linear o_proj{nullptr};
+
+ private:
+  at::Tensor queries(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const Rope& rope);
+  int64_t heads_, dn_, dr_, dv_, r_;
+  double scale_;
+};
+TORCH_MODULE(Mla);
+
+}  // namespace aha::model

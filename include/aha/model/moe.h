@@ -1,0 +1,72 @@
+// The feed-forward blocks: the dense MLP of the first layers, and the mixture of experts of the rest.
+//
+// Router (HF order, all in fp32): s = sigmoid(x W_g^T); s' = s + e_score_correction_bias (selection only);
+// group score = sum of the top-2 s' in each of n_group contiguous groups; keep topk_group groups (others
+// -inf); idx = topk(s', K); w = s[idx] (unbiased), normalised to sum 1 when norm_topk_prob, times
+// routed_scaling_factor. Experts are stored fused as HF holds them in memory: gate_up_proj [E, 2*Im, D] (gate
+// rows first), down_proj [E, D, Im]. Dispatch sorts the (token, slot) pairs by expert and runs each expert
+// once on its tokens.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include "aha/model/config.h"
+#include "aha/model/linear.h"
+
+namespace aha::model {
+
+// down(silu(gate(x)) * up(x)): the dense layers' MLP and the shared experts.
+class MlpImpl : public torch::nn::Module {
+ public:
+  MlpImpl(int64_t hidden, int64_t intermediate);
+  at::Tensor forward(const at::Tensor& x);
+  Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+struct Routing {
+  at::Tensor weights;  // [N, K] float32
+  at::Tensor experts;  // [N, K] int64
+};
+
+class RouterImpl : public torch::nn::Module {
+ public:
+  explicit RouterImpl(const ModelConfig& c);
+  Routing forward(const at::Tensor& x);  // x [N, D]
+
+  at::Tensor weight;                   // [E, D], float32 always
+  at::Tensor e_score_correction_bias;  // [E] float32 buffer: steers selection, not trained by gradients
+
+ private:
+  int64_t experts_, groups_, topk_group_, k_;
+  bool norm_topk_prob_;
+  double scaling_;
+};
+TORCH_MODULE(Router);
+
+class ExpertsImpl : public torch::nn::Module {
+ public:
+  ExpertsImpl(int64_t experts, int64_t hidden, int64_t intermediate);
+  // x [N, D], routing of each token -> [N, D]; adds per-expert token counts into `load` [E] (int64) when
+  // defined.
+  at::Tensor forward(const at::Tensor& x, const Routing& routing, at::Tensor* load = nullptr);
+
+  at::Tensor gate_up_proj;  // [E, 2 * Im, D]
+  at::Tensor down_proj;     // [E, D, Im]
+};
+TORCH_MODULE(Experts);
+
+class MoeImpl : public torch::nn::Module {
+ public:
+  explicit MoeImpl(const ModelConfig& c);
+  // x [B, T, D] -> [B, T, D]; `load` [E] int64 accumulates tokens per expert when non-null.
+  at::Tensor forward(const at::Tensor& x, at::Tensor* load = nullptr);
+
+  Router gate{nullptr};
+  Experts experts{nullptr};
+  Mlp shared_experts{nullptr};  // null when n_shared_experts == 0
+};
+TORCH_MODULE(Moe);
+
+}  // namespace aha::model

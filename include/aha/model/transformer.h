@@ -1,0 +1,99 @@
+// The DeepSeek-V3 causal language model: embeddings, decoder layers (MLA + dense MLP or MoE), final norm,
+// lm_head.
+//
+// Submodules carry HF's names, so `named_parameters()` yields checkpoint keys directly
+// ("model.layers.3.self_attn.kv_b_proj.weight"), except the experts, which are held fused (see moe.h).
+// Left-padded batches: pass attention_mask (1 = token, 0 = padding); positions then default to cumsum(mask) -
+// 1, and padded keys are masked with the dtype's lowest value (not -inf) so no NaN can arise in padded rows.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/pimpl.h>
+
+#include <memory>
+
+#include "aha/model/config.h"
+#include "aha/model/mla.h"
+#include "aha/model/moe.h"
+#include "aha/model/norm.h"
+#include "aha/model/rope.h"
+
+namespace aha::model {
+
+class DecoderLayerImpl : public torch::nn::Module {
+ public:
+  DecoderLayerImpl(const ModelConfig& c, int64_t layer_index);
+  // h [B, T, D] -> [B, T, D]; `load` [E] accumulates routed tokens (MoE layers only).
+  at::Tensor forward(const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin,
+                     const at::Tensor& mask, const Rope& rope, at::Tensor* load = nullptr);
+
+  RMSNorm input_layernorm{nullptr};
+  Mla self_attn{nullptr};
+  RMSNorm post_attention_layernorm{nullptr};
+  Mlp dense{nullptr};  // registered as "mlp" in dense layers
+  Moe moe{nullptr};    // registered as "mlp" in MoE layers
+};
+TORCH_MODULE(DecoderLayer);
+
+// HF's `model.`: embeddings, layers, final norm.
+class BackboneImpl : public torch::nn::Module {
+ public:
+  explicit BackboneImpl(const ModelConfig& c);
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  RMSNorm norm{nullptr};
+};
+TORCH_MODULE(Backbone);
+
+struct ForwardInput {
+  at::Tensor input_ids;       // [B, T] int64
+  at::Tensor attention_mask;  // [B, T], 1 = token, 0 = padding; undefined: every position is a token
+  at::Tensor position_ids;    // [B, T]; undefined: cumsum(attention_mask) - 1, clamped at 0
+  bool compute_logits = true;
+};
+
+struct ForwardOutput {
+  at::Tensor logits;       // [B, T, V], in the model's dtype
+  at::Tensor hidden;       // [B, T, D], after the final norm
+  at::Tensor expert_load;  // [num MoE layers, E] int64: tokens routed to each expert in this pass
+};
+
+class TransformerImpl : public torch::nn::Module {
+ public:
+  explicit TransformerImpl(const ModelConfig& c);
+
+  ForwardOutput forward(const ForwardInput& in);
+  at::Tensor logits(const at::Tensor& hidden);  // [.., D] -> [.., V]
+
+  // HF's initialisation: N(0, initializer_range) for every matrix, ones for norms, zeros for biases and the
+  // routing bias. Deterministic for a seed.
+  void init_weights(uint64_t seed);
+  // Casts to `dtype` (fp32/bf16/fp16), keeping the router's weight and bias in fp32 as HF does.
+  void cast(at::ScalarType dtype);
+  at::ScalarType dtype() const;
+
+  const ModelConfig& config() const { return config_; }
+  const Rope& rope() const { return rope_; }
+  int64_t num_moe_layers() const { return config_.num_hidden_layers - config_.first_k_dense_replace; }
+
+  Backbone model{nullptr};
+  Linear lm_head{nullptr};  // null when tie_word_embeddings: logits use model.embed_tokens.weight
+
+ private:
+  ModelConfig config_;
+  Rope rope_;
+};
+TORCH_MODULE(Transformer);
+
+// Additive attention mask [B, 1, T, T] in `dtype`: 0 where key k may be seen by query q (k <= q and k is a
+// token), the dtype's lowest value elsewhere. `attention_mask` [B, T] may be undefined (no padding).
+at::Tensor causal_mask(const at::Tensor& attention_mask, int64_t batch, int64_t length, at::ScalarType dtype,
+                       const at::Device& device);
+
+// Positions for left-padded rows: cumsum(mask) - 1, clamped at 0; arange(T) per row without a mask.
+at::Tensor default_positions(const at::Tensor& attention_mask, int64_t batch, int64_t length,
+                             const at::Device& device);
+
+}  // namespace aha::model

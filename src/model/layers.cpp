@@ -1,0 +1,164 @@
+// Linear, RMSNorm, Rope, MLA: the attention side of a decoder layer.
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <numbers>
+
+#include "aha/core/error.h"
+#include "aha/model/linear.h"
+#include "aha/model/mla.h"
+#include "aha/model/norm.h"
+#include "aha/model/rope.h"
+
+namespace aha::model {
+
+LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool with_bias)
+    : in_features_(in_features), out_features_(out_features) {
+  weight = register_parameter("weight", at::empty({out_features, in_features}));
+  if (with_bias) bias = register_parameter("bias", at::zeros({out_features}));
+}
+
+at::Tensor LinearImpl::forward(const at::Tensor& x) {
+  return at::linear(x, weight, bias);
+}
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
+  weight = register_parameter("weight", at::ones({dim}));
+}
+
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
+  const at::Tensor x32 = x.to(at::kFloat);
+  const at::Tensor normed = x32 * at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return weight * normed.to(x.scalar_type());
+}
+
+namespace {
+
+double yarn_mscale(double scale, double mscale) {
+  return scale <= 1 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
+}
+
+}  // namespace
+
+Rope::Rope(const ModelConfig& c) : interleave_(c.rope_interleave) {
+  const int64_t dim = c.qk_rope_head_dim;
+  const double base = c.rope_theta;
+  at::Tensor pos_freqs = at::pow(base, at::arange(0, dim, 2, at::kFloat) / static_cast<double>(dim));
+  softmax_scale_ = 1.0 / std::sqrt(static_cast<double>(c.qk_head_dim()));
+  if (!c.rope_scaling) {
+    inv_freq_ = 1.0 / pos_freqs;
+    return;
+  }
+  const RopeScaling& y = *c.rope_scaling;
+  const double factor = y.factor;
+  if (y.attention_factor) {
+    attention_factor_ = *y.attention_factor;
+  } else if (y.mscale && y.mscale_all_dim && *y.mscale != 0 && *y.mscale_all_dim != 0) {
+    attention_factor_ = yarn_mscale(factor, *y.mscale) / yarn_mscale(factor, *y.mscale_all_dim);
+  } else {
+    attention_factor_ = yarn_mscale(factor, 1.0);
+  }
+  auto correction_dim = [&](double rotations) {
+    return dim *
+           std::log(static_cast<double>(y.original_max_position_embeddings) /
+                    (rotations * 2 * std::numbers::pi)) /
+           (2 * std::log(base));
+  };
+  double low = correction_dim(y.beta_fast), high = correction_dim(y.beta_slow);
+  if (y.truncate) {
+    low = std::floor(low);
+    high = std::ceil(high);
+  }
+  low = std::max(low, 0.0);
+  high = std::min(high, static_cast<double>(dim - 1));
+  if (low == high) high += 0.001;
+  const at::Tensor ramp = at::clamp((at::arange(dim / 2, at::kFloat) - low) / (high - low), 0, 1);
+  const at::Tensor extrapolation = 1.0 / pos_freqs, interpolation = 1.0 / (factor * pos_freqs);
+  // HF's formula, term for term: interpolation * (1 - extrapolation_factor) + extrapolation *
+  // extrapolation_factor.
+  const at::Tensor extrapolation_factor = 1 - ramp;
+  inv_freq_ = interpolation * (1 - extrapolation_factor) + extrapolation * extrapolation_factor;
+  if (y.mscale_all_dim && *y.mscale_all_dim != 0) {
+    const double m = yarn_mscale(factor, *y.mscale_all_dim);
+    softmax_scale_ *= m * m;
+  }
+}
+
+std::pair<at::Tensor, at::Tensor> Rope::cos_sin(const at::Tensor& position_ids) const {
+  const at::Tensor freqs =
+      position_ids.to(at::kFloat).unsqueeze(-1) * inv_freq_.to(position_ids.device()).view({1, 1, -1});
+  return {freqs.cos() * attention_factor_, freqs.sin() * attention_factor_};
+}
+
+at::Tensor Rope::apply(const at::Tensor& x, const at::Tensor& cos32, const at::Tensor& sin32) const {
+  // cos/sin [B, T, d/2] broadcast over heads when x is [B, H, T, d]; HF casts them to x's dtype first.
+  at::Tensor cos = cos32.to(x.scalar_type()), sin = sin32.to(x.scalar_type());
+  if (x.dim() == 4) {
+    cos = cos.unsqueeze(1);
+    sin = sin.unsqueeze(1);
+  }
+  const int64_t half = x.size(-1) / 2;
+  at::Tensor x1, x2;
+  if (interleave_) {
+    x1 = x.slice(-1, 0, x.size(-1), 2);
+    x2 = x.slice(-1, 1, x.size(-1), 2);
+  } else {
+    x1 = x.slice(-1, 0, half);
+    x2 = x.slice(-1, half);
+  }
+  return at::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1);
+}
+
+MlaImpl::MlaImpl(const ModelConfig& c)
+    : heads_(c.num_attention_heads),
+      dn_(c.qk_nope_head_dim),
+      dr_(c.qk_rope_head_dim),
+      dv_(c.v_head_dim),
+      r_(c.kv_lora_rank),
+      scale_(Rope(c).softmax_scale()) {
+  const int64_t d = c.hidden_size, dq = heads_ * (dn_ + dr_);
+  if (c.q_lora_rank) {
+    q_a_proj = register_module("q_a_proj", Linear(d, *c.q_lora_rank, c.attention_bias));
+    q_a_layernorm = register_module("q_a_layernorm", RMSNorm(*c.q_lora_rank, 1e-6));
+    q_b_proj = register_module("q_b_proj", Linear(*c.q_lora_rank, dq, false));
+  } else {
+    q_proj = register_module("q_proj", Linear(d, dq, false));
+  }
+  kv_a_proj_with_mqa = register_module("kv_a_proj_with_mqa", Linear(d, r_ + dr_, c.attention_bias));
+  kv_a_layernorm = register_module("kv_a_layernorm", RMSNorm(r_, 1e-6));
+  kv_b_proj = register_module("kv_b_proj", Linear(r_, heads_ * (dn_ + dv_), false));
+  o_proj = register_module("o_proj", Linear(heads_ * dv_, d, c.attention_bias));
+}
+
+at::Tensor MlaImpl::queries(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                            const Rope& rope) {
+  const int64_t b = x.size(0), t = x.size(1);
+  const at::Tensor q = (q_proj ? q_proj(x) : q_b_proj(q_a_layernorm(q_a_proj(x))))
+                           .view({b, t, heads_, dn_ + dr_})
+                           .transpose(1, 2);
+  return at::cat({q.slice(-1, 0, dn_), rope.apply(q.slice(-1, dn_), cos, sin)}, -1);  // [B, H, T, dn + dr]
+}
+
+std::pair<at::Tensor, at::Tensor> MlaImpl::latent(const at::Tensor& x, const at::Tensor& cos,
+                                                  const at::Tensor& sin, const Rope& rope) {
+  const at::Tensor a = kv_a_proj_with_mqa(x);  // [B, T, r + dr]
+  return {kv_a_layernorm(a.slice(-1, 0, r_)), rope.apply(a.slice(-1, r_), cos, sin)};
+}
+
+at::Tensor MlaImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                            const at::Tensor& mask, const Rope& rope) {
+  const int64_t b = x.size(0), t = x.size(1);
+  const at::Tensor q = queries(x, cos, sin, rope);
+  auto [c_kv, k_pe] = latent(x, cos, sin, rope);
+  const at::Tensor kv =
+      kv_b_proj(c_kv).view({b, t, heads_, dn_ + dv_}).transpose(1, 2);  // [B, H, T, dn + dv]
+  const at::Tensor k = at::cat({kv.slice(-1, 0, dn_), k_pe.unsqueeze(1).expand({b, heads_, t, dr_})}, -1);
+  const at::Tensor v = kv.slice(-1, dn_);
+  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) * scale_;
+  if (mask.defined()) scores = scores + mask;
+  const at::Tensor p = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
+  const at::Tensor out = at::matmul(p, v).transpose(1, 2).reshape({b, t, heads_ * dv_});
+  return o_proj(out);
+}
+
+}  // namespace aha::model

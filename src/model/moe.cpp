@@ -1,0 +1,99 @@
+#include "aha/model/moe.h"
+
+#include <ATen/ATen.h>
+
+#include <limits>
+
+#include "aha/core/error.h"
+
+namespace aha::model {
+
+MlpImpl::MlpImpl(int64_t hidden, int64_t intermediate) {
+  gate_proj = register_module("gate_proj", Linear(hidden, intermediate, false));
+  up_proj = register_module("up_proj", Linear(hidden, intermediate, false));
+  down_proj = register_module("down_proj", Linear(intermediate, hidden, false));
+}
+
+at::Tensor MlpImpl::forward(const at::Tensor& x) {
+  return down_proj(at::silu(gate_proj(x)) * up_proj(x));
+}
+
+RouterImpl::RouterImpl(const ModelConfig& c)
+    : experts_(c.n_routed_experts),
+      groups_(c.n_group),
+      topk_group_(c.topk_group),
+      k_(c.num_experts_per_tok),
+      norm_topk_prob_(c.norm_topk_prob),
+      scaling_(c.routed_scaling_factor) {
+  weight = register_parameter("weight", at::zeros({experts_, c.hidden_size}, at::kFloat));
+  e_score_correction_bias = register_buffer("e_score_correction_bias", at::zeros({experts_}, at::kFloat));
+}
+
+Routing RouterImpl::forward(const at::Tensor& x) {
+  const int64_t n = x.size(0);
+  const at::Tensor scores = at::sigmoid(at::linear(x.to(at::kFloat), weight.to(at::kFloat)));  // [N, E]
+  at::Tensor choice = scores + e_score_correction_bias;
+  if (groups_ > 1) {
+    const at::Tensor group_scores =
+        std::get<0>(choice.view({n, groups_, experts_ / groups_}).topk(2, -1)).sum(-1);  // [N, groups]
+    const at::Tensor keep_groups = std::get<1>(group_scores.topk(topk_group_, -1, true, false));
+    const at::Tensor group_mask = at::zeros_like(group_scores).scatter_(1, keep_groups, 1.0);
+    const at::Tensor expert_mask =
+        group_mask.unsqueeze(-1).expand({n, groups_, experts_ / groups_}).reshape({n, experts_});
+    choice = choice.masked_fill(expert_mask.logical_not(), -std::numeric_limits<float>::infinity());
+  }
+  const at::Tensor idx = std::get<1>(choice.topk(k_, -1, true, false));
+  at::Tensor w = scores.gather(1, idx);
+  if (norm_topk_prob_) w = w / (w.sum(-1, true) + 1e-20);
+  return {w * scaling_, idx};
+}
+
+ExpertsImpl::ExpertsImpl(int64_t experts, int64_t hidden, int64_t intermediate) {
+  gate_up_proj = register_parameter("gate_up_proj", at::empty({experts, 2 * intermediate, hidden}));
+  down_proj = register_parameter("down_proj", at::empty({experts, hidden, intermediate}));
+}
+
+at::Tensor ExpertsImpl::forward(const at::Tensor& x, const Routing& routing, at::Tensor* load) {
+  const int64_t k = routing.experts.size(1), experts = gate_up_proj.size(0);
+  // Sort the N*K (token, slot) pairs by expert; each expert then sees one contiguous run of its tokens.
+  const at::Tensor flat = routing.experts.reshape({-1});
+  const at::Tensor order = flat.argsort(/*stable=*/true);
+  const at::Tensor counts = at::bincount(flat, {}, experts).cpu();
+  if (load) *load += counts.to(load->device());
+  const at::Tensor token = order.div(k, "floor");  // token of each sorted pair
+  const at::Tensor weight = routing.weights.reshape({-1}).index_select(0, order).unsqueeze(-1);
+  const at::Tensor gathered = x.index_select(0, token);
+  at::Tensor out = at::zeros_like(x);
+  const int64_t* count = counts.data_ptr<int64_t>();
+  int64_t begin = 0;
+  for (int64_t e = 0; e < experts; ++e) {
+    const int64_t end = begin + count[e];
+    if (end == begin) continue;
+    const at::Tensor xe = gathered.slice(0, begin, end);
+    const at::Tensor gate_up = at::linear(xe, gate_up_proj[e]);
+    const int64_t im = gate_up.size(-1) / 2;
+    const at::Tensor h = at::silu(gate_up.slice(-1, 0, im)) * gate_up.slice(-1, im);
+    const at::Tensor ye = at::linear(h, down_proj[e]) * weight.slice(0, begin, end).to(x.scalar_type());
+    out.index_add_(0, token.slice(0, begin, end), ye);
+    begin = end;
+  }
+  return out;
+}
+
+MoeImpl::MoeImpl(const ModelConfig& c) {
+  experts = register_module("experts", Experts(c.n_routed_experts, c.hidden_size, c.moe_intermediate_size));
+  gate = register_module("gate", Router(c));
+  if (c.n_shared_experts > 0)
+    shared_experts =
+        register_module("shared_experts", Mlp(c.hidden_size, c.moe_intermediate_size * c.n_shared_experts));
+}
+
+at::Tensor MoeImpl::forward(const at::Tensor& x, at::Tensor* load) {
+  const auto shape = x.sizes().vec();
+  const at::Tensor flat = x.reshape({-1, x.size(-1)});
+  at::Tensor y = experts(flat, gate(flat), load).view(shape);
+  if (shared_experts) y = y + shared_experts(x);
+  return y;
+}
+
+}  // namespace aha::model
