@@ -118,7 +118,8 @@ Json to_hf_json(const ModelConfig& c) {
   out["model_type"] = "deepseek_v3";
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& k = it.key();
-    if (k == "rope_scaling" || k == "rope_theta" || k == "quantization_config" || k == "torch_dtype") continue;
+    if (k == "rope_scaling" || k == "rope_theta" || k == "quantization_config" || k == "torch_dtype")
+      continue;
     out[k] = it.value();
   }
   out["dtype"] = c.torch_dtype;  // transformers 5.x's name for it

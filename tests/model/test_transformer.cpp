@@ -86,8 +86,9 @@ TEST(Transformer, Bf16RunsAndStaysCloseToFp32) {
   auto model = aha::model::load_pretrained(model_fixture("yarn_qlora_groups"), {.dtype = at::kBFloat16});
   EXPECT_EQ(model->dtype(), at::kBFloat16);
   for (const auto& p : model->named_parameters()) {
-    if (p.key().find("mlp.gate.weight") != std::string::npos)
+    if (p.key().find("mlp.gate.weight") != std::string::npos) {
       EXPECT_EQ(p.value().scalar_type(), at::kFloat) << p.key();
+    }
   }
   const auto in = fixture_inputs("yarn_qlora_groups");
   const at::Tensor expected =
