@@ -64,7 +64,7 @@ class Reader {
     return t;
   }
 
-  std::vector<std::string> unused(const ModelConfig& c) const {
+  std::vector<std::string> unused(const ModelConfig& c, int64_t mtp_built) const {
     std::vector<std::string> out;
     for (const auto& k : ckpt_.names()) {
       if (used_.count(k)) continue;
@@ -140,7 +140,7 @@ void load_weights(TransformerImpl& model, const io::Checkpoint& checkpoint, cons
     load_one(p.key(), p.value());
   for (auto& b : model.named_buffers())
     load_one(b.key(), b.value());
-  const auto extra = r.unused(c);
+  const auto extra = r.unused(c, model.num_mtp_layers());
   if (!extra.empty()) {
     std::string list;
     for (size_t i = 0; i < extra.size() && i < 8; ++i)
@@ -153,8 +153,14 @@ void load_weights(TransformerImpl& model, const io::Checkpoint& checkpoint, cons
 Transformer load_pretrained(const std::string& dir, const LoadOptions& options) {
   const std::string config_path = (fs::path(dir) / "config.json").string();
   if (!fs::exists(config_path)) throw Error("no config.json: not an HF model directory", dir);
-  Transformer model(load_hf_config(config_path));
-  load_weights(*model, io::Checkpoint::open(dir), dir);
+  const ModelConfig config = load_hf_config(config_path);
+  const auto checkpoint = io::Checkpoint::open(dir);
+  // MTP modules are built when the checkpoint has their weights (transformers' own saves do not).
+  const bool with_mtp =
+      config.num_nextn_predict_layers > 0 &&
+      checkpoint.contains("model.layers." + std::to_string(config.num_hidden_layers) + ".eh_proj.weight");
+  Transformer model(config, with_mtp);
+  load_weights(*model, checkpoint, dir);
   model->cast(options.dtype);
   model->to(options.device);
   return model;

@@ -127,7 +127,8 @@ Json to_hf_json(const ModelConfig& c) {
   Json rp = Json::object();
   rp["rope_theta"] = c.rope_theta;
   if (c.rope_scaling) {
-    for (auto [k, v] : to_json(*c.rope_scaling).items())
+    const Json scaling = to_json(*c.rope_scaling);  // a named value: items() of a temporary would dangle
+    for (auto [k, v] : scaling.items())
       if (!v.is_null()) rp[k] = v;
   } else {
     rp["rope_type"] = "default";

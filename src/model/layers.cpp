@@ -161,4 +161,28 @@ at::Tensor MlaImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at
   return o_proj(out);
 }
 
+at::Tensor MlaImpl::forward_absorbed(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                     const at::Tensor& mask, const Rope& rope, at::Tensor& cache,
+                                     int64_t start) {
+  const int64_t b = x.size(0), tn = x.size(1), end = start + tn;
+  AHA_CHECK(end <= cache.size(1), "the KV cache holds ", cache.size(1), " positions, decoding needs ", end);
+  const at::Tensor q = queries(x, cos, sin, rope);  // [B, H, Tn, dn + dr]
+  auto [c_kv, k_pe] = latent(x, cos, sin, rope);
+  cache.slice(1, start, end).copy_(at::cat({c_kv, k_pe}, -1));
+  const at::Tensor seen = cache.slice(1, 0, end);               // [B, L, r + dr]
+  const at::Tensor c_all = seen.slice(-1, 0, r_).unsqueeze(1);  // [B, 1, L, r]
+  const at::Tensor pe_all = seen.slice(-1, r_).unsqueeze(1);    // [B, 1, L, dr]
+  const at::Tensor w = kv_b_proj->weight.view({heads_, dn_ + dv_, r_});
+  const at::Tensor w_uk = w.slice(1, 0, dn_), w_uv = w.slice(1, dn_);              // [H, dn, r], [H, dv, r]
+  const at::Tensor q_latent = at::matmul(q.slice(-1, 0, dn_), w_uk.unsqueeze(0));  // [B, H, Tn, r]
+  at::Tensor scores = (at::matmul(q_latent, c_all.transpose(-2, -1)) +
+                       at::matmul(q.slice(-1, dn_), pe_all.transpose(-2, -1))) *
+                      scale_;  // [B, H, Tn, L]
+  if (mask.defined()) scores = scores + mask;
+  const at::Tensor p = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
+  const at::Tensor o_latent = at::matmul(p, c_all);                                // [B, H, Tn, r]
+  const at::Tensor o = at::matmul(o_latent, w_uv.transpose(-2, -1).unsqueeze(0));  // [B, H, Tn, dv]
+  return o_proj(o.transpose(1, 2).reshape({b, tn, heads_ * dv_}));
+}
+
 }  // namespace aha::model

@@ -45,7 +45,7 @@ Routing RouterImpl::forward(const at::Tensor& x) {
   const at::Tensor idx = std::get<1>(choice.topk(k_, -1, true, false));
   at::Tensor w = scores.gather(1, idx);
   if (norm_topk_prob_) w = w / (w.sum(-1, true) + 1e-20);
-  return {w * scaling_, idx};
+  return {w * scaling_, idx, scores};
 }
 
 ExpertsImpl::ExpertsImpl(int64_t experts, int64_t hidden, int64_t intermediate) {
@@ -88,10 +88,31 @@ MoeImpl::MoeImpl(const ModelConfig& c) {
         register_module("shared_experts", Mlp(c.hidden_size, c.moe_intermediate_size * c.n_shared_experts));
 }
 
-at::Tensor MoeImpl::forward(const at::Tensor& x, at::Tensor* load) {
+at::Tensor sequence_balance_loss(const at::Tensor& experts, const at::Tensor& scores,
+                                 const at::Tensor& token_mask, double alpha) {
+  const int64_t b = scores.size(0), t = scores.size(1), e = scores.size(2), k = experts.size(2);
+  const at::Tensor mask = token_mask.defined() ? token_mask.to(scores.device()).to(at::kFloat)
+                                               : at::ones({b, t}, scores.options());
+  const at::Tensor tokens = mask.sum(1).clamp_min(1);  // [B]
+  at::Tensor chosen = at::zeros({b, t, e}, scores.options()).scatter_(2, experts, 1.0);
+  const at::Tensor f =
+      (chosen * mask.unsqueeze(-1)).sum(1) * (static_cast<double>(e) / k) / tokens.unsqueeze(-1);
+  const at::Tensor affinity = scores / scores.sum(-1, true);
+  const at::Tensor p = (affinity * mask.unsqueeze(-1)).sum(1) / tokens.unsqueeze(-1);  // [B, E]
+  return alpha * (f.detach() * p).sum(-1).mean();
+}
+
+at::Tensor MoeImpl::forward(const at::Tensor& x, MoeStats* stats) {
   const auto shape = x.sizes().vec();
   const at::Tensor flat = x.reshape({-1, x.size(-1)});
-  at::Tensor y = experts(flat, gate(flat), load).view(shape);
+  const Routing routing = gate(flat);
+  if (stats && stats->balance_alpha > 0 && x.dim() == 3) {
+    const int64_t b = x.size(0), t = x.size(1);
+    at::Tensor loss = sequence_balance_loss(routing.experts.view({b, t, -1}), routing.scores.view({b, t, -1}),
+                                            stats->token_mask, stats->balance_alpha);
+    stats->balance_loss = stats->balance_loss.defined() ? stats->balance_loss + loss : loss;
+  }
+  at::Tensor y = experts(flat, routing, stats && stats->load.defined() ? &stats->load : nullptr).view(shape);
   if (shared_experts) y = y + shared_experts(x);
   return y;
 }

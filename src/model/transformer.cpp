@@ -23,26 +23,52 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, int64_t layer_index) {
 }
 
 at::Tensor DecoderLayerImpl::forward(const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin,
-                                     const at::Tensor& mask, const Rope& rope, at::Tensor* load) {
+                                     const at::Tensor& mask, const Rope& rope, MoeStats* stats) {
   const at::Tensor a = h + self_attn(input_layernorm(h), cos, sin, mask, rope);
   const at::Tensor x = post_attention_layernorm(a);
-  return a + (moe ? moe(x, load) : dense(x));
+  return a + (moe ? moe(x, stats) : dense(x));
 }
 
-BackboneImpl::BackboneImpl(const ModelConfig& c) {
+MtpLayerImpl::MtpLayerImpl(const ModelConfig& c, int64_t layer_index) : DecoderLayerImpl(c, layer_index) {
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+  enorm = register_module("enorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  hnorm = register_module("hnorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  eh_proj = register_module("eh_proj", Linear(2 * c.hidden_size, c.hidden_size, false));
+  shared_head = register_module("shared_head", std::make_shared<torch::nn::Module>());
+  head_norm = shared_head->register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  head = shared_head->register_module("head", Linear(c.hidden_size, c.vocab_size, false));
+}
+
+BackboneImpl::BackboneImpl(const ModelConfig& c, int64_t mtp_layers) {
   embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.num_hidden_layers; ++i)
     layers->push_back(DecoderLayer(c, i));
+  for (int64_t k = 0; k < mtp_layers; ++k)
+    layers->push_back(MtpLayer(c, c.num_hidden_layers + k));
   norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
 }
 
-TransformerImpl::TransformerImpl(const ModelConfig& c) : config_(c), rope_(c) {
+TransformerImpl::TransformerImpl(const ModelConfig& c, bool with_mtp)
+    : config_(c), rope_(c), mtp_layers_(with_mtp ? c.num_nextn_predict_layers : 0) {
   validate(c, "model config");
-  model = register_module("model", Backbone(c));
+  model = register_module("model", Backbone(c, mtp_layers_));
   if (!c.tie_word_embeddings)
     lm_head = register_module("lm_head", Linear(c.hidden_size, c.vocab_size, false));
   init_weights(0);
+}
+
+double lowest_value(at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kBFloat16:
+      return -3.3895313892515355e38;
+    case at::kHalf:
+      return -65504.0;
+    case at::kDouble:
+      return std::numeric_limits<double>::lowest();
+    default:
+      return std::numeric_limits<float>::lowest();
+  }
 }
 
 at::Tensor causal_mask(const at::Tensor& attention_mask, int64_t batch, int64_t length, at::ScalarType dtype,
@@ -57,11 +83,8 @@ at::Tensor causal_mask(const at::Tensor& attention_mask, int64_t batch, int64_t 
   } else {
     allowed = allowed.expand({batch, 1, length, length});
   }
-  const double lowest = dtype == at::kBFloat16 ? -3.3895313892515355e38
-                        : dtype == at::kHalf   ? -65504.0
-                        : dtype == at::kDouble ? std::numeric_limits<double>::lowest()
-                                               : std::numeric_limits<float>::lowest();
-  return at::zeros({batch, 1, length, length}, opts.dtype(dtype)).masked_fill(allowed.logical_not(), lowest);
+  return at::zeros({batch, 1, length, length}, opts.dtype(dtype))
+      .masked_fill(allowed.logical_not(), lowest_value(dtype));
 }
 
 at::Tensor default_positions(const at::Tensor& attention_mask, int64_t batch, int64_t length,
@@ -92,17 +115,36 @@ ForwardOutput TransformerImpl::forward(const ForwardInput& in) {
   ForwardOutput out;
   out.expert_load = at::zeros({num_moe_layers(), config_.n_routed_experts}, at::kLong);
   int64_t moe_index = 0;
-  for (size_t i = 0; i < model->layers->size(); ++i) {
+  at::Tensor balance;
+  for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
     auto layer = model->layers[i]->as<DecoderLayerImpl>();
     if (layer->moe) {
-      at::Tensor load = out.expert_load[moe_index++];
-      h = layer->forward(h, cos, sin, mask, rope_, &load);
+      MoeStats stats{out.expert_load[moe_index++], in.balance_alpha, in.attention_mask, balance};
+      h = layer->forward(h, cos, sin, mask, rope_, &stats);
+      balance = stats.balance_loss;
     } else {
       h = layer->forward(h, cos, sin, mask, rope_);
     }
   }
+  out.balance_loss = balance;
   out.hidden = model->norm(h);
   if (in.compute_logits) out.logits = logits(out.hidden);
+  // MTP depth k: position i combines h^{k-1}_i with the embedding of token i + k.
+  at::Tensor prev = h;
+  for (int64_t k = 1; in.compute_mtp && k <= mtp_layers_ && k < t; ++k) {
+    auto mtp = model->layers[config_.num_hidden_layers + k - 1]->as<MtpLayerImpl>();
+    const int64_t len = t - k;
+    at::Tensor real;
+    if (in.attention_mask.defined()) {
+      const at::Tensor m = in.attention_mask.to(device).to(at::kBool);
+      real = (m.slice(1, 0, len) & m.slice(1, k)).to(at::kLong);
+    }
+    const at::Tensor x = mtp->eh_proj(
+        at::cat({mtp->enorm(mtp->embed_tokens(ids.slice(1, k))), mtp->hnorm(prev.slice(1, 0, len))}, -1));
+    const at::Tensor mtp_mask = causal_mask(real, b, len, x.scalar_type(), device);
+    prev = mtp->forward(x, cos.slice(1, 0, len), sin.slice(1, 0, len), mtp_mask, rope_);
+    out.mtp_logits.push_back(mtp->head(mtp->head_norm(prev)));
+  }
   return out;
 }
 
@@ -147,6 +189,78 @@ void TransformerImpl::cast(at::ScalarType dtype) {
 
 at::ScalarType TransformerImpl::dtype() const {
   return model->embed_tokens->weight.scalar_type();
+}
+
+KvCache KvCache::create(const ModelConfig& c, int64_t batch, int64_t capacity, at::ScalarType dtype,
+                        const at::Device& device) {
+  KvCache k;
+  const auto opts = at::TensorOptions().device(device);
+  k.latent =
+      at::zeros({c.num_hidden_layers, batch, capacity, c.kv_cache_values_per_token()}, opts.dtype(dtype));
+  k.valid = at::zeros({batch, capacity}, opts.dtype(at::kBool));
+  k.positions = at::zeros({batch}, opts.dtype(at::kLong));
+  return k;
+}
+
+KvCache KvCache::select_rows(const at::Tensor& index) const {
+  KvCache k;
+  const at::Tensor i = index.to(latent.device());
+  k.latent = latent.index_select(1, i);
+  k.valid = valid.index_select(0, i);
+  k.positions = positions.index_select(0, i);
+  k.length = length;
+  return k;
+}
+
+KvCache TransformerImpl::make_cache(int64_t batch, int64_t capacity) const {
+  return KvCache::create(config_, batch, capacity, model->embed_tokens->weight.scalar_type(),
+                         model->embed_tokens->weight.device());
+}
+
+ForwardOutput TransformerImpl::decode(const at::Tensor& ids_in, const at::Tensor& mask_in, KvCache& cache) {
+  AHA_CHECK(ids_in.dim() == 2 && ids_in.size(0) == cache.batch(), "decode: ids must be [", cache.batch(),
+            ", tokens], got ", ids_in.sizes());
+  const at::Device device = model->embed_tokens->weight.device();
+  const int64_t b = ids_in.size(0), tn = ids_in.size(1), start = cache.length, end = start + tn;
+  AHA_CHECK(end <= cache.capacity(), "decode: the cache holds ", cache.capacity(), " positions, ", end,
+            " needed");
+  const at::Tensor ids = ids_in.to(device);
+  const at::Tensor real = mask_in.defined() ? mask_in.to(device).to(at::kBool)
+                                            : at::ones({b, tn}, ids.options().dtype(at::kBool));
+  // RoPE positions continue each row's count of real tokens.
+  const at::Tensor positions = (cache.positions.unsqueeze(1) + real.to(at::kLong).cumsum(1) - 1).clamp_min(0);
+  cache.valid.slice(1, start, end).copy_(real);
+  cache.positions += real.to(at::kLong).sum(1);
+  auto [cos, sin] = rope_.cos_sin(positions);
+  at::Tensor h = model->embed_tokens(ids);
+  // Query i (cache index start + i) sees valid keys at indices <= start + i.
+  const auto opts = at::TensorOptions().device(device);
+  const at::Tensor causal = at::arange(end, opts.dtype(at::kLong)).view({1, end}) <=
+                            at::arange(start, end, opts.dtype(at::kLong)).view({tn, 1});
+  const at::Tensor allowed = causal.view({1, 1, tn, end}) & cache.valid.slice(1, 0, end).view({b, 1, 1, end});
+  const at::Tensor mask = at::zeros({b, 1, tn, end}, opts.dtype(h.scalar_type()))
+                              .masked_fill(allowed.logical_not(), lowest_value(h.scalar_type()));
+  ForwardOutput out;
+  out.expert_load = at::zeros({num_moe_layers(), config_.n_routed_experts}, at::kLong);
+  int64_t moe_index = 0;
+  for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
+    auto layer = model->layers[i]->as<DecoderLayerImpl>();
+    at::Tensor layer_cache = cache.latent[i];
+    const at::Tensor a = h + layer->self_attn->forward_absorbed(layer->input_layernorm(h), cos, sin, mask,
+                                                                rope_, layer_cache, start);
+    const at::Tensor x = layer->post_attention_layernorm(a);
+    if (layer->moe) {
+      MoeStats stats;
+      stats.load = out.expert_load[moe_index++];
+      h = a + layer->moe(x, &stats);
+    } else {
+      h = a + layer->dense(x);
+    }
+  }
+  cache.length = end;
+  out.hidden = model->norm(h);
+  out.logits = logits(out.hidden);
+  return out;
 }
 
 }  // namespace aha::model

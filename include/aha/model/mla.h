@@ -27,6 +27,13 @@ class MlaImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                      const at::Tensor& mask, const Rope& rope);
 
+  // Absorbed form (decode): x [B, Tn, D] are the tokens at cache positions [start, start + Tn). Their latents
+  // are written into `cache` [B, capacity, r + dr] (this layer's slice), then queries attend to positions [0,
+  // start + Tn) through the latent directly: q~_h = W_UK[h]^T q_nope_h, score = q~.c_kv + q_pe.k_pe, o_h =
+  // W_UV[h] sum_j p_j c_kv_j. `mask` additive [B, 1, Tn, start + Tn]. Equal to `forward` up to rounding.
+  at::Tensor forward_absorbed(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                              const at::Tensor& mask, const Rope& rope, at::Tensor& cache, int64_t start);
+
   // The compressed KV of x: c_kv [B, T, r] (normalised) and k_pe [B, T, dr] (rotated).
   std::pair<at::Tensor, at::Tensor> latent(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                                            const Rope& rope);

@@ -26,9 +26,24 @@ class MlpImpl : public torch::nn::Module {
 TORCH_MODULE(Mlp);
 
 struct Routing {
-  at::Tensor weights;  // [N, K] float32
-  at::Tensor experts;  // [N, K] int64
+  at::Tensor weights;  // [N, K] float32: the experts' output weights
+  at::Tensor experts;  // [N, K] int64: the chosen experts
+  at::Tensor scores;   // [N, E] float32: sigmoid affinities (before the bias), for the balance loss
 };
+
+// What a MoE layer reports besides its output. The caller owns it and passes it down the layers.
+struct MoeStats {
+  at::Tensor load;             // [E] int64, accumulated: tokens routed to each expert
+  double balance_alpha = 0.0;  // > 0: accumulate the sequence-wise balance loss
+  at::Tensor token_mask;       // [B, T] (1 = token) for the balance loss; undefined: every position counts
+  at::Tensor balance_loss;     // scalar, accumulated over layers when balance_alpha > 0
+};
+
+// DeepSeek-V3's complementary sequence-wise balance loss of one layer, averaged over sequences:
+// alpha * sum_i f_i P_i with f_i = E / (K T) * #{t : i in topk(t)} and P_i = mean_t s_it / sum_j s_jt
+// (T counting real tokens only). `experts` [B, T, K], `scores` [B, T, E], `token_mask` [B, T] or undefined.
+at::Tensor sequence_balance_loss(const at::Tensor& experts, const at::Tensor& scores,
+                                 const at::Tensor& token_mask, double alpha);
 
 class RouterImpl : public torch::nn::Module {
  public:
@@ -60,8 +75,8 @@ TORCH_MODULE(Experts);
 class MoeImpl : public torch::nn::Module {
  public:
   explicit MoeImpl(const ModelConfig& c);
-  // x [B, T, D] -> [B, T, D]; `load` [E] int64 accumulates tokens per expert when non-null.
-  at::Tensor forward(const at::Tensor& x, at::Tensor* load = nullptr);
+  // x [B, T, D] -> [B, T, D]; fills `stats` when non-null.
+  at::Tensor forward(const at::Tensor& x, MoeStats* stats = nullptr);
 
   Router gate{nullptr};
   Experts experts{nullptr};

@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "aha/model/config.h"
+#include "aha/model/kv_cache.h"
 #include "aha/model/mla.h"
 #include "aha/model/moe.h"
 #include "aha/model/norm.h"
@@ -25,9 +26,9 @@ namespace aha::model {
 class DecoderLayerImpl : public torch::nn::Module {
  public:
   DecoderLayerImpl(const ModelConfig& c, int64_t layer_index);
-  // h [B, T, D] -> [B, T, D]; `load` [E] accumulates routed tokens (MoE layers only).
+  // h [B, T, D] -> [B, T, D]; `stats` is filled by MoE layers.
   at::Tensor forward(const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin,
-                     const at::Tensor& mask, const Rope& rope, at::Tensor* load = nullptr);
+                     const at::Tensor& mask, const Rope& rope, MoeStats* stats = nullptr);
 
   RMSNorm input_layernorm{nullptr};
   Mla self_attn{nullptr};
@@ -37,10 +38,26 @@ class DecoderLayerImpl : public torch::nn::Module {
 };
 TORCH_MODULE(DecoderLayer);
 
+// A multi-token-prediction module (DeepSeek-V3, depth k): from the main model's hidden state h_i (before the
+// final norm) and the embedding of token t_{i+k}, x_i = eh_proj([enorm(emb(t_{i+k})) ; hnorm(h_i)]), then one
+// more decoder layer, then shared_head (norm, head) predicts t_{i+k+1}. Keys: model.layers.{num_hidden_layers
+// + k - 1}.* (transformers ignores them; aha loads them when present).
+class MtpLayerImpl : public DecoderLayerImpl {
+ public:
+  MtpLayerImpl(const ModelConfig& c, int64_t layer_index);
+  torch::nn::Embedding embed_tokens{nullptr};
+  RMSNorm enorm{nullptr}, hnorm{nullptr};
+  Linear eh_proj{nullptr};
+  std::shared_ptr<torch::nn::Module> shared_head;  // holds "norm" and "head"
+  RMSNorm head_norm{nullptr};
+  Linear head{nullptr};
+};
+TORCH_MODULE(MtpLayer);
+
 // HF's `model.`: embeddings, layers, final norm.
 class BackboneImpl : public torch::nn::Module {
  public:
-  explicit BackboneImpl(const ModelConfig& c);
+  BackboneImpl(const ModelConfig& c, int64_t mtp_layers);
   torch::nn::Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers{nullptr};
   RMSNorm norm{nullptr};
@@ -52,19 +69,32 @@ struct ForwardInput {
   at::Tensor attention_mask;  // [B, T], 1 = token, 0 = padding; undefined: every position is a token
   at::Tensor position_ids;    // [B, T]; undefined: cumsum(attention_mask) - 1, clamped at 0
   bool compute_logits = true;
+  double balance_alpha = 0.0;  // > 0: compute the sequence-wise balance loss (summed over MoE layers)
+  bool compute_mtp = false;    // also run the multi-token-prediction modules (when the model has them)
 };
 
 struct ForwardOutput {
-  at::Tensor logits;       // [B, T, V], in the model's dtype
-  at::Tensor hidden;       // [B, T, D], after the final norm
-  at::Tensor expert_load;  // [num MoE layers, E] int64: tokens routed to each expert in this pass
+  at::Tensor logits;        // [B, T, V], in the model's dtype
+  at::Tensor hidden;        // [B, T, D], after the final norm
+  at::Tensor expert_load;   // [num MoE layers, E] int64: tokens routed to each expert in this pass
+  at::Tensor balance_loss;  // scalar, when balance_alpha > 0
+  // Per MTP depth k (1-based index k-1): logits [B, T-k, V]; row i predicts token i + k + 1.
+  std::vector<at::Tensor> mtp_logits;
 };
 
 class TransformerImpl : public torch::nn::Module {
  public:
-  explicit TransformerImpl(const ModelConfig& c);
+  // Builds the MTP modules when `with_mtp` (and the config asks for them).
+  explicit TransformerImpl(const ModelConfig& c, bool with_mtp = true);
 
   ForwardOutput forward(const ForwardInput& in);
+
+  // Incremental decoding with the absorbed attention: runs `ids` [B, Tn] (token mask `mask` [B, Tn],
+  // undefined: all real) after what `cache` holds, writes their latents into it, and returns their logits [B,
+  // Tn, V]. A prompt's prefill is a call with its (left-padded) ids; each sampling step is a call with Tn
+  // = 1.
+  ForwardOutput decode(const at::Tensor& ids, const at::Tensor& mask, KvCache& cache);
+  KvCache make_cache(int64_t batch, int64_t capacity) const;
   at::Tensor logits(const at::Tensor& hidden);  // [.., D] -> [.., V]
 
   // HF's initialisation: N(0, initializer_range) for every matrix, ones for norms, zeros for biases and the
@@ -77,6 +107,7 @@ class TransformerImpl : public torch::nn::Module {
   const ModelConfig& config() const { return config_; }
   const Rope& rope() const { return rope_; }
   int64_t num_moe_layers() const { return config_.num_hidden_layers - config_.first_k_dense_replace; }
+  int64_t num_mtp_layers() const { return mtp_layers_; }  // MTP modules built (0 when none)
 
   Backbone model{nullptr};
   Linear lm_head{nullptr};  // null when tie_word_embeddings: logits use model.embed_tokens.weight
@@ -84,8 +115,13 @@ class TransformerImpl : public torch::nn::Module {
  private:
   ModelConfig config_;
   Rope rope_;
+  int64_t mtp_layers_ = 0;
 };
 TORCH_MODULE(Transformer);
+
+// The most negative finite value of `dtype`: masked scores get it (not -inf, so fully masked rows stay
+// finite).
+double lowest_value(at::ScalarType dtype);
 
 // Additive attention mask [B, 1, T, T] in `dtype`: 0 where key k may be seen by query q (k <= q and k is a
 // token), the dtype's lowest value elsewhere. `attention_mask` [B, T] may be undefined (no padding).
