@@ -18,5 +18,6 @@ struct ConfigArgs {
 void add_config_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_info_command(CLI::App& app);
+void add_model_commands(CLI::App& app);  // forward, convert
 
 }  // namespace aha::cli

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   aha::cli::add_config_command(app);
   aha::cli::add_inspect_command(app);
   aha::cli::add_info_command(app);
+  aha::cli::add_model_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

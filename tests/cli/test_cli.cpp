@@ -1,4 +1,5 @@
 // Runs the built `aha` executable as a user would and checks what it prints and its exit status.
+#include <ATen/ATen.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -10,6 +11,7 @@
 
 #include "aha/core/config_json.h"
 #include "aha/io/file.h"
+#include "aha/io/safetensors.h"
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
@@ -97,6 +99,54 @@ TEST(Cli, InspectListsTensorsAndReportsBadFiles) {
   EXPECT_EQ(e.status, 1);
   EXPECT_THAT(e.out, HasSubstr(bad));
   EXPECT_THAT(e.out, Not(HasSubstr("Segmentation")));
+}
+
+TEST(Cli, ForwardWritesLogitsEqualToTransformers) {
+  const std::string fixture = std::string(AHA_TEST_DATA) + "/model/yarn_qlora_groups";
+  const auto out = (fs::temp_directory_path() / "aha_cli_logits.safetensors").string();
+  const CliRun r = run("forward --model " + fixture + " --input " + fixture + "/inputs.json --output " + out);
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("logits [3, 11, 512]"));
+  const auto got = aha::io::SafetensorsFile::open(out);
+  const at::Tensor want = aha::io::SafetensorsFile::open(fixture + "/expected.safetensors").tensor("logits");
+  const at::Tensor keep = got.tensor("attention_mask").to(at::kBool).unsqueeze(-1).expand_as(want);
+  EXPECT_LE((got.tensor("logits") - want).abs().masked_select(keep).max().item<double>(), 1e-4);
+}
+
+TEST(Cli, ForwardLeftPadsRaggedRowsAndRejectsBadInput) {
+  const std::string fixture = std::string(AHA_TEST_DATA) + "/model/plain_no_qlora";
+  const auto ids = (fs::temp_directory_path() / "aha_cli_ids.json").string();
+  const auto out = (fs::temp_directory_path() / "aha_cli_ragged.safetensors").string();
+  aha::io::write_file_atomic(ids, "[[5, 6, 7], [8]]");
+  ASSERT_EQ(run("forward --model " + fixture + " --input " + ids + " --output " + out).status, 0);
+  const at::Tensor mask = aha::io::SafetensorsFile::open(out).tensor("attention_mask");
+  EXPECT_TRUE(at::equal(mask, at::tensor({1, 1, 1, 0, 0, 1}, at::kLong).view({2, 3})));
+  aha::io::write_file_atomic(ids, "[[5, 6, 700]]");  // vocab is 512
+  const CliRun bad = run("forward --model " + fixture + " --input " + ids + " --output " + out);
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_THAT(bad.out, HasSubstr("token id out of range [0, 512)"));
+  aha::io::write_file_atomic(ids, "[[5, \"x\"]]");
+  EXPECT_THAT(run("forward --model " + fixture + " --input " + ids + " --output " + out).out, HasSubstr(ids));
+}
+
+TEST(Cli, InfoDescribesAModel) {
+  const CliRun r = run("info --model " + std::string(AHA_TEST_DATA) + "/model/yarn_qlora_groups");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("layer map: D M M"));
+  EXPECT_THAT(r.out, HasSubstr("active per token"));
+  EXPECT_THAT(r.out, HasSubstr("KV cache per token: 144 values"));
+}
+
+TEST(Cli, ConvertRewritesACheckpoint) {
+  const auto dir = (fs::temp_directory_path() / "aha_cli_convert").string();
+  fs::remove_all(dir);
+  const CliRun r = run("convert --model " + std::string(AHA_TEST_DATA) + "/model/fp8_blocks --output " + dir +
+                       " --dtype bf16");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_TRUE(fs::exists(dir + "/config.json"));
+  EXPECT_EQ(aha::io::Checkpoint::open(dir).entry("model.layers.0.self_attn.kv_b_proj.weight").dtype,
+            aha::io::st::Dtype::BF16);
+  EXPECT_NE(run("convert --model /no/such --output " + dir).status, 0);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 
+#include "../support/sha256.h"
 #include "aha/io/file.h"
 #include "model_fixtures.h"
 
@@ -73,6 +74,29 @@ TEST(Checkpoint, SaveThenLoadRoundTripsExactly) {
     const auto config = aha::read_json_file(dir + "/config.json");
     EXPECT_EQ(config["model_type"], "deepseek_v3");
     EXPECT_TRUE(config.contains("rope_parameters"));
+  }
+}
+
+// scripts/check_aha_checkpoints_in_transformers.sh loaded these saves in transformers and recorded the logit
+// difference and the files' hashes: aha must still write exactly those bytes.
+TEST(Checkpoint, SavesTheBytesTransformersWasShownToLoad) {
+  const aha::Json record = aha::read_json_file(model_fixture("aha_saved.json"));
+  for (const std::string name : {"yarn_mtp_sharded", "plain_no_qlora", "fp8_blocks"}) {
+    ASSERT_TRUE(record.contains(name)) << name;
+    EXPECT_LE(record[name]["transformers_max_abs_diff"].get<double>(), 1e-4) << name;
+    auto model = aha::model::load_pretrained(model_fixture(name));
+    const std::string dir = fresh_dir("hf_" + name);
+    aha::model::save_pretrained(*model, dir, {.dtype = std::nullopt, .max_shard_bytes = 1'000'000});
+    size_t files = 0;
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      const std::string file = entry.path().filename().string();
+      ASSERT_TRUE(record[name]["files"].contains(file)) << name << ": unexpected file " << file;
+      EXPECT_EQ(aha::test::sha256_hex(aha::io::read_file(entry.path().string())),
+                record[name]["files"][file].get<std::string>())
+          << name << "/" << file;
+      ++files;
+    }
+    EXPECT_EQ(files, record[name]["files"].size()) << name;
   }
 }
 
