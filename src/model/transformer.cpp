@@ -191,6 +191,35 @@ at::ScalarType TransformerImpl::dtype() const {
   return model->embed_tokens->weight.scalar_type();
 }
 
+at::Tensor mtp_loss(const ForwardOutput& out, const at::Tensor& ids, const at::Tensor& attention_mask,
+                    double lambda) {
+  AHA_CHECK(!out.mtp_logits.empty(),
+            "mtp_loss needs a forward pass with compute_mtp on a model with MTP modules");
+  const int64_t depth = static_cast<int64_t>(out.mtp_logits.size()), t = ids.size(1);
+  at::Tensor total;
+  for (int64_t k = 1; k <= depth; ++k) {
+    const at::Tensor& logits = out.mtp_logits[k - 1];  // [B, T-k, V]; row i predicts token i + k + 1
+    const int64_t n = t - k - 1;
+    if (n <= 0) continue;
+    const at::Tensor target = ids.to(logits.device()).slice(1, k + 1);
+    at::Tensor nll =
+        at::cross_entropy_loss(logits.slice(1, 0, n).reshape({-1, logits.size(-1)}).to(at::kFloat),
+                               target.reshape({-1}), {}, at::Reduction::None)
+            .view({ids.size(0), n});
+    at::Tensor loss;
+    if (attention_mask.defined()) {
+      const at::Tensor m = attention_mask.to(logits.device()).to(at::kFloat);
+      const at::Tensor real = m.slice(1, 0, n) * m.slice(1, k + 1);  // first input token and target are real
+      loss = (nll * real).sum() / real.sum().clamp_min(1);
+    } else {
+      loss = nll.mean();
+    }
+    total = total.defined() ? total + loss : loss;
+  }
+  AHA_CHECK(total.defined(), "mtp_loss: sequences of ", t, " tokens are too short for MTP depth ", depth);
+  return total * (lambda / depth);
+}
+
 KvCache KvCache::create(const ModelConfig& c, int64_t batch, int64_t capacity, at::ScalarType dtype,
                         const at::Device& device) {
   KvCache k;

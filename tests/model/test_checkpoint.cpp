@@ -124,7 +124,22 @@ TEST(Checkpoint, MtpLayersLoadWhenPresentAndPredictFurtherTokens) {
   ASSERT_EQ(out.mtp_logits.size(), 1u);
   EXPECT_EQ(out.mtp_logits[0].sizes(), (std::vector<int64_t>{3, 10, 512}));
   EXPECT_FALSE(at::isnan(out.mtp_logits[0]).any().item<bool>());
-  out.mtp_logits[0].logsumexp(-1).mean().backward();
+  // The loss by hand: cross-entropy of row i against token i + 2 where both ends are real, times lambda
+  // (depth 1).
+  const at::Tensor loss = aha::model::mtp_loss(out, in.input_ids, in.attention_mask, 0.3);
+  const at::Tensor m = in.attention_mask.to(at::kBool);
+  double sum = 0;
+  int64_t count = 0;
+  for (int64_t b = 0; b < 3; ++b) {
+    for (int64_t i = 0; i + 2 < 11; ++i) {
+      if (!m[b][i].item<bool>() || !m[b][i + 2].item<bool>()) continue;
+      const at::Tensor row = out.mtp_logits[0][b][i].detach();
+      sum += (row.logsumexp(0) - row[in.input_ids[b][i + 2].item<int64_t>()]).item<double>();
+      ++count;
+    }
+  }
+  EXPECT_NEAR(loss.item<double>(), 0.3 * sum / count, 1e-5);
+  loss.backward();
   for (const auto& p : with->named_parameters()) {
     if (p.key().rfind("model.layers.3.", 0) == 0 && p.key().find("mlp.experts") == std::string::npos &&
         p.key().find("mlp.gate") == std::string::npos) {

@@ -128,6 +128,12 @@ double lowest_value(at::ScalarType dtype);
 at::Tensor causal_mask(const at::Tensor& attention_mask, int64_t batch, int64_t length, at::ScalarType dtype,
                        const at::Device& device);
 
+// The multi-token-prediction loss of DeepSeek-V3: lambda / D * sum over depths k of the mean cross-entropy of
+// out.mtp_logits[k-1][:, i] against token i + k + 1, over positions whose input and target tokens are both
+// real. `ids`, `attention_mask` [B, T] (mask may be undefined). Needs a forward with compute_mtp.
+at::Tensor mtp_loss(const ForwardOutput& out, const at::Tensor& ids, const at::Tensor& attention_mask,
+                    double lambda);
+
 // Positions for left-padded rows: cumsum(mask) - 1, clamped at 0; arange(T) per row without a mask.
 at::Tensor default_positions(const at::Tensor& attention_mask, int64_t batch, int64_t length,
                              const at::Device& device);
