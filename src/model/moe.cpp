@@ -63,20 +63,19 @@ at::Tensor ExpertsImpl::forward(const at::Tensor& x, const Routing& routing, at:
   const at::Tensor token = order.div(k, "floor");  // token of each sorted pair
   const at::Tensor weight = routing.weights.reshape({-1}).index_select(0, order).unsqueeze(-1);
   const at::Tensor gathered = x.index_select(0, token);
+  // Every expert's tokens form one contiguous run of `gathered`: one grouped GEMM per projection covers them
+  // all.
+  const at::Tensor offsets = counts.cumsum(0).to(at::kInt).to(x.device());
+  at::Tensor gate_up = at::_grouped_mm(gathered, gate_up_proj.transpose(1, 2), offsets);  // [N*K, 2 * Im]
+  // The CPU grouped GEMM's backward needs a dense incoming gradient (an expanded one, as from a plain sum,
+  // fails).
+  if (gate_up.requires_grad()) gate_up.register_hook([](const at::Tensor& g) { return g.contiguous(); });
+  const int64_t im = gate_up.size(-1) / 2;
+  const at::Tensor h = at::silu(gate_up.slice(-1, 0, im)) * gate_up.slice(-1, im);
+  at::Tensor y = at::_grouped_mm(h, down_proj.transpose(1, 2), offsets);  // [N*K, D]
+  if (y.requires_grad()) y.register_hook([](const at::Tensor& g) { return g.contiguous(); });
   at::Tensor out = at::zeros_like(x);
-  const int64_t* count = counts.data_ptr<int64_t>();
-  int64_t begin = 0;
-  for (int64_t e = 0; e < experts; ++e) {
-    const int64_t end = begin + count[e];
-    if (end == begin) continue;
-    const at::Tensor xe = gathered.slice(0, begin, end);
-    const at::Tensor gate_up = at::linear(xe, gate_up_proj[e]);
-    const int64_t im = gate_up.size(-1) / 2;
-    const at::Tensor h = at::silu(gate_up.slice(-1, 0, im)) * gate_up.slice(-1, im);
-    const at::Tensor ye = at::linear(h, down_proj[e]) * weight.slice(0, begin, end).to(x.scalar_type());
-    out.index_add_(0, token.slice(0, begin, end), ye);
-    begin = end;
-  }
+  out.index_add_(0, token, y * weight.to(x.scalar_type()));
   return out;
 }
 
