@@ -119,6 +119,27 @@ void add_model_commands(CLI::App& app) {
               << "] -> " << f->output << " (" << in.input_ids.numel() << " tokens in " << seconds << " s)\n";
   });
 
+  auto* init =
+      app.add_subcommand("init", "create a freshly initialised model from an HF config.json and save it");
+  struct InitArgs {
+    std::string config, output, dtype;
+    uint64_t seed = 0;
+  };
+  auto ia = std::make_shared<InitArgs>();
+  init->add_option("--config", ia->config, "HF-format config.json")->required()->check(CLI::ExistingFile);
+  init->add_option("--output", ia->output, "directory to write (config.json + safetensors)")->required();
+  init->add_option("--seed", ia->seed, "seed of the initial weights")->capture_default_str();
+  init->add_option("--dtype", ia->dtype, "dtype to store: fp32, bf16, fp16 (default fp32)");
+  init->callback([ia] {
+    torch::NoGradGuard no_grad;
+    model::Transformer m(model::load_hf_config(ia->config));
+    m->init_weights(ia->seed);
+    model::SaveOptions opts;
+    if (!ia->dtype.empty()) opts.dtype = parse_dtype(ia->dtype);
+    model::save_pretrained(*m, ia->output, opts);
+    std::cout << "wrote " << ia->output << "\n";
+  });
+
   auto* conv =
       app.add_subcommand("convert", "load an HF checkpoint (any layout, FP8 too) and save it as aha writes");
   struct ConvertArgs {

@@ -169,20 +169,29 @@ at::Tensor MlaImpl::forward_absorbed(const at::Tensor& x, const at::Tensor& cos,
   const at::Tensor q = queries(x, cos, sin, rope);  // [B, H, Tn, dn + dr]
   auto [c_kv, k_pe] = latent(x, cos, sin, rope);
   cache.slice(1, start, end).copy_(at::cat({c_kv, k_pe}, -1));
-  const at::Tensor seen = cache.slice(1, 0, end);               // [B, L, r + dr]
-  const at::Tensor c_all = seen.slice(-1, 0, r_).unsqueeze(1);  // [B, 1, L, r]
-  const at::Tensor pe_all = seen.slice(-1, r_).unsqueeze(1);    // [B, 1, L, dr]
+  // All heads read the same latent, so each head-query is one row of a [B, H*Tn, .] batch against [B, L, .]:
+  // batched matrix products over views, with no per-head copy of the cache.
+  const at::Tensor seen = cache.slice(1, 0, end);  // [B, L, r + dr]
+  const at::Tensor c_all = seen.slice(-1, 0, r_);  // [B, L, r]
+  const at::Tensor pe_all = seen.slice(-1, r_);    // [B, L, dr]
   const at::Tensor w = kv_b_proj->weight.view({heads_, dn_ + dv_, r_});
-  const at::Tensor w_uk = w.slice(1, 0, dn_), w_uv = w.slice(1, dn_);              // [H, dn, r], [H, dv, r]
-  const at::Tensor q_latent = at::matmul(q.slice(-1, 0, dn_), w_uk.unsqueeze(0));  // [B, H, Tn, r]
-  at::Tensor scores = (at::matmul(q_latent, c_all.transpose(-2, -1)) +
-                       at::matmul(q.slice(-1, dn_), pe_all.transpose(-2, -1))) *
-                      scale_;  // [B, H, Tn, L]
+  const at::Tensor w_uk = w.slice(1, 0, dn_), w_uv = w.slice(1, dn_);  // [H, dn, r], [H, dv, r]
+  // q~ = W_UK[h]^T q_nope, per head: [H, B*Tn, dn] x [H, dn, r].
+  const at::Tensor q_nope = q.slice(-1, 0, dn_).permute({1, 0, 2, 3}).reshape({heads_, b * tn, dn_});
+  const at::Tensor q_latent =
+      at::bmm(q_nope, w_uk).view({heads_, b, tn, r_}).permute({1, 0, 2, 3}).reshape({b, heads_ * tn, r_});
+  const at::Tensor q_pe = q.slice(-1, dn_).reshape({b, heads_ * tn, dr_});
+  at::Tensor scores =
+      (at::bmm(q_latent, c_all.transpose(1, 2)) + at::bmm(q_pe, pe_all.transpose(1, 2))) * scale_;
+  scores = scores.view({b, heads_, tn, end});
   if (mask.defined()) scores = scores + mask;
-  const at::Tensor p = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
-  const at::Tensor o_latent = at::matmul(p, c_all);                                // [B, H, Tn, r]
-  const at::Tensor o = at::matmul(o_latent, w_uv.transpose(-2, -1).unsqueeze(0));  // [B, H, Tn, dv]
-  return o_proj(o.transpose(1, 2).reshape({b, tn, heads_ * dv_}));
+  const at::Tensor p = at::softmax(scores, -1, at::kFloat).to(q.scalar_type()).view({b, heads_ * tn, end});
+  const at::Tensor o_latent = at::bmm(p, c_all);  // [B, H*Tn, r]
+  // o_h = W_UV[h] o_latent_h: [H, B*Tn, r] x [H, r, dv].
+  const at::Tensor o =
+      at::bmm(o_latent.view({b, heads_, tn, r_}).permute({1, 0, 2, 3}).reshape({heads_, b * tn, r_}),
+              w_uv.transpose(1, 2));  // [H, B*Tn, dv]
+  return o_proj(o.view({heads_, b, tn, dv_}).permute({1, 2, 0, 3}).reshape({b, tn, heads_ * dv_}));
 }
 
 }  // namespace aha::model

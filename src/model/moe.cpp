@@ -63,17 +63,36 @@ at::Tensor ExpertsImpl::forward(const at::Tensor& x, const Routing& routing, at:
   const at::Tensor token = order.div(k, "floor");  // token of each sorted pair
   const at::Tensor weight = routing.weights.reshape({-1}).index_select(0, order).unsqueeze(-1);
   const at::Tensor gathered = x.index_select(0, token);
-  // Every expert's tokens form one contiguous run of `gathered`: one grouped GEMM per projection covers them
-  // all.
-  const at::Tensor offsets = counts.cumsum(0).to(at::kInt).to(x.device());
-  at::Tensor gate_up = at::_grouped_mm(gathered, gate_up_proj.transpose(1, 2), offsets);  // [N*K, 2 * Im]
-  // The CPU grouped GEMM's backward needs a dense incoming gradient (an expanded one, as from a plain sum,
-  // fails).
-  if (gate_up.requires_grad()) gate_up.register_hook([](const at::Tensor& g) { return g.contiguous(); });
-  const int64_t im = gate_up.size(-1) / 2;
-  const at::Tensor h = at::silu(gate_up.slice(-1, 0, im)) * gate_up.slice(-1, im);
-  at::Tensor y = at::_grouped_mm(h, down_proj.transpose(1, 2), offsets);  // [N*K, D]
-  if (y.requires_grad()) y.register_hook([](const at::Tensor& g) { return g.contiguous(); });
+  // Every expert's tokens form one contiguous run of `gathered`. Many tokens per expert (prefill, training):
+  // one grouped GEMM per projection covers all experts. A handful per expert (decoding): the CPU grouped GEMM
+  // is slow on the transposed weights, so each expert with tokens runs its own two small GEMMs.
+  at::Tensor y;
+  const int64_t pairs = gathered.size(0);
+  if (pairs >= 16 * experts) {
+    const at::Tensor offsets = counts.cumsum(0).to(at::kInt).to(x.device());
+    at::Tensor gate_up = at::_grouped_mm(gathered, gate_up_proj.transpose(1, 2), offsets);  // [N*K, 2 * Im]
+    // The CPU grouped GEMM's backward needs a dense incoming gradient (an expanded one, as from a sum,
+    // fails).
+    if (gate_up.requires_grad()) gate_up.register_hook([](const at::Tensor& g) { return g.contiguous(); });
+    const int64_t im = gate_up.size(-1) / 2;
+    const at::Tensor h = at::silu(gate_up.slice(-1, 0, im)) * gate_up.slice(-1, im);
+    y = at::_grouped_mm(h, down_proj.transpose(1, 2), offsets);  // [N*K, D]
+    if (y.requires_grad()) y.register_hook([](const at::Tensor& g) { return g.contiguous(); });
+  } else {
+    // unbind once: indexing the stacked weights per expert would give each a full-size gradient in backward.
+    const std::vector<at::Tensor> w_gate_up = gate_up_proj.unbind(0), w_down = down_proj.unbind(0);
+    const int64_t* count = counts.data_ptr<int64_t>();
+    std::vector<at::Tensor> parts;
+    int64_t begin = 0;
+    for (int64_t e = 0; e < experts; ++e) {
+      if (count[e] == 0) continue;
+      const at::Tensor gate_up = at::linear(gathered.slice(0, begin, begin + count[e]), w_gate_up[e]);
+      const int64_t im = gate_up.size(-1) / 2;
+      parts.push_back(at::linear(at::silu(gate_up.slice(-1, 0, im)) * gate_up.slice(-1, im), w_down[e]));
+      begin += count[e];
+    }
+    y = at::cat(parts, 0);
+  }
   at::Tensor out = at::zeros_like(x);
   out.index_add_(0, token, y * weight.to(x.scalar_type()));
   return out;

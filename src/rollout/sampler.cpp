@@ -1,7 +1,7 @@
 #include "aha/rollout/sampler.h"
 
 #include <ATen/ATen.h>
-#include <torch/utils.h>
+#include <c10/core/InferenceMode.h>
 
 #include <algorithm>
 #include <chrono>
@@ -39,7 +39,7 @@ GenerateResult Sampler::generate(model::TransformerImpl& model,
   AHA_CHECK(options.prompt_seeds.empty() || options.prompt_seeds.size() == prompts.size(),
             "generate: ", prompts.size(), " prompts but ", options.prompt_seeds.size(), " prompt seeds");
   AHA_CHECK(params.stop_strings.empty() || options.tokenizer, "stop strings need a tokenizer");
-  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference;  // no autograd bookkeeping at all while sampling
   const int64_t p = static_cast<int64_t>(prompts.size()), n = params.n, rows = p * n;
   const int64_t vocab = model.config().vocab_size;
   size_t longest = 0;

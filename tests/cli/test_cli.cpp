@@ -137,6 +137,24 @@ TEST(Cli, InfoDescribesAModel) {
   EXPECT_THAT(r.out, HasSubstr("KV cache per token: 144 values"));
 }
 
+TEST(Cli, InitWritesAFreshModelThatLoads) {
+  const auto dir = (fs::temp_directory_path() / "aha_cli_init").string();
+  fs::remove_all(dir);
+  const CliRun r = run("init --config " + std::string(AHA_TEST_DATA) +
+                       "/model/plain_no_qlora/config.json --output " + dir + " --seed 3");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto ckpt = aha::io::Checkpoint::open(dir);
+  EXPECT_TRUE(ckpt.contains("model.layers.0.mlp.experts.0.gate_proj.weight"));
+  // Deterministic for a seed: the same call writes the same weights.
+  const at::Tensor w = ckpt.tensor("model.embed_tokens.weight").clone();
+  fs::remove_all(dir);
+  ASSERT_EQ(run("init --config " + std::string(AHA_TEST_DATA) +
+                "/model/plain_no_qlora/config.json --output " + dir + " --seed 3")
+                .status,
+            0);
+  EXPECT_TRUE(at::equal(aha::io::Checkpoint::open(dir).tensor("model.embed_tokens.weight"), w));
+}
+
 TEST(Cli, ConvertRewritesACheckpoint) {
   const auto dir = (fs::temp_directory_path() / "aha_cli_convert").string();
   fs::remove_all(dir);

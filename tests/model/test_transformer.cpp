@@ -15,9 +15,9 @@ using aha::test::fixture_inputs;
 using aha::test::masked_max_diff;
 using aha::test::model_fixture;
 
-class Parity : public ::testing::TestWithParam<std::string> {};
+class ModelParity : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(Parity, LogitsMatchTransformers) {
+TEST_P(ModelParity, LogitsMatchTransformers) {
   auto model = aha::model::load_pretrained(model_fixture(GetParam()));
   model->eval();
   const auto in = fixture_inputs(GetParam());
@@ -31,7 +31,7 @@ TEST_P(Parity, LogitsMatchTransformers) {
   std::cout << GetParam() << ": max |logit - transformers| = " << diff << "\n";
 }
 
-TEST_P(Parity, LeftPaddingDoesNotChangeRealTokens) {
+TEST_P(ModelParity, LeftPaddingDoesNotChangeRealTokens) {
   auto model = aha::model::load_pretrained(model_fixture(GetParam()));
   auto in = fixture_inputs(GetParam());
   const at::Tensor alone = aha::io::SafetensorsFile::open(model_fixture(GetParam()) + "/expected.safetensors")
@@ -49,7 +49,7 @@ TEST_P(Parity, LeftPaddingDoesNotChangeRealTokens) {
   EXPECT_FALSE(at::isnan(padded.logits).any().item<bool>());
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, Parity, ::testing::ValuesIn(aha::test::parity_fixtures()));
+INSTANTIATE_TEST_SUITE_P(Fixtures, ModelParity, ::testing::ValuesIn(aha::test::parity_fixtures()));
 
 TEST(Transformer, RoutingStatisticsCountEveryTokenKTimes) {
   auto model = aha::model::load_pretrained(model_fixture("yarn_qlora_groups"));
