@@ -5,8 +5,9 @@ DeepseekV3ForCausalLM.generate on CPU, fp32, on the same checkpoint, batch sizes
     ~/.cache/aha/venv/bin/python scripts/bench_sampler_peer.py --model DIR [--batches 1,16,64] [--json OUT]
 
 Sampling at temperature 1 with top_k 0 (no filtering), min_new_tokens = max_new_tokens so no row stops early, and
-the cache on (transformers' default). Decode time is the time of a full generate minus that of a generate of one new
-token (the prefill plus the first token); each figure is the best of --repeats runs after one warm-up.
+the cache on (transformers' default). A logits processor stamps the time at every generated token: decode time is
+from the first stamp (right after the prefill's forward) to the last, i.e. new_tokens - 1 decode steps; prefill
+time is from the call to the first stamp. Each figure is the best of --repeats runs after one warm-up.
 """
 import argparse
 import json
@@ -27,7 +28,7 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     import transformers
-    from transformers import DeepseekV3ForCausalLM
+    from transformers import DeepseekV3ForCausalLM, LogitsProcessor, LogitsProcessorList
 
     transformers.logging.set_verbosity_error()
     model = DeepseekV3ForCausalLM.from_pretrained(args.model, attn_implementation="eager", dtype=torch.float32).eval()
@@ -40,16 +41,26 @@ def main() -> int:
         mask = torch.ones_like(ids)
 
         def run(new):
+            stamps = []
+
+            class Stamp(LogitsProcessor):
+                def __call__(self, input_ids, scores):
+                    stamps.append(time.perf_counter())
+                    return scores
+
             t0 = time.perf_counter()
             with torch.inference_mode():
                 model.generate(input_ids=ids, attention_mask=mask, do_sample=True, temperature=1.0, top_k=0,
-                               top_p=1.0, max_new_tokens=new, min_new_tokens=new, pad_token_id=0)
-            return time.perf_counter() - t0
+                               top_p=1.0, max_new_tokens=new, min_new_tokens=new, pad_token_id=0,
+                               logits_processor=LogitsProcessorList([Stamp()]))
+            total = time.perf_counter() - t0
+            return stamps[0] - t0, stamps[-1] - stamps[0], total
 
-        run(2)
-        first = min(run(1) for _ in range(args.repeats))
-        total = min(run(args.new_tokens) for _ in range(args.repeats))
-        decode = max(total - first, 1e-9)
+        run(4)
+        runs = [run(args.new_tokens) for _ in range(args.repeats)]
+        first = min(r[0] for r in runs)
+        decode = min(r[1] for r in runs)
+        total = min(r[2] for r in runs)
         decode_tps = b * (args.new_tokens - 1) / decode
         prefill_tps = b * args.prompt_len / first
         print(f"{b:5d}  {prefill_tps:13.1f}  {decode_tps:12.1f}  {total:.3f}")

@@ -18,6 +18,8 @@ struct ConfigArgs {
 void add_config_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_info_command(CLI::App& app);
-void add_model_commands(CLI::App& app);  // forward, convert
+void add_model_commands(CLI::App& app);  // forward, init, convert
+void add_tokenize_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
 
 }  // namespace aha::cli

@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
   aha::cli::add_inspect_command(app);
   aha::cli::add_info_command(app);
   aha::cli::add_model_commands(app);
+  aha::cli::add_tokenize_command(app);
+  aha::cli::add_generate_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

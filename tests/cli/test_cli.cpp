@@ -155,6 +155,35 @@ TEST(Cli, InitWritesAFreshModelThatLoads) {
   EXPECT_TRUE(at::equal(aha::io::Checkpoint::open(dir).tensor("model.embed_tokens.weight"), w));
 }
 
+// A model whose vocabulary fits the bpe_seq test tokenizer, with that tokenizer beside it.
+std::string model_with_tokenizer() {
+  const auto dir = (fs::temp_directory_path() / "aha_cli_generate_model").string();
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string text = std::string(AHA_TEST_DATA) + "/text/bpe_seq";
+  aha::Json config = aha::read_json_file(std::string(AHA_TEST_DATA) + "/model/plain_no_qlora/config.json");
+  config["vocab_size"] = 1024;
+  config["eos_token_id"] = 1;
+  aha::io::write_file_atomic(dir + "/source_config.json", config.dump());
+  EXPECT_EQ(run("init --config " + dir + "/source_config.json --output " + dir).status, 0);
+  fs::copy_file(text + "/tokenizer.json", dir + "/tokenizer.json");
+  fs::copy_file(text + "/tokenizer_config.json", dir + "/tokenizer_config.json");
+  return dir;
+}
+
+TEST(Cli, GenerateStreamsCompletions) {
+  const std::string dir = model_with_tokenizer();
+  const CliRun one =
+      run("generate --model " + dir + " --prompt 'Natalia sold clips' --greedy --max-new-tokens 6");
+  ASSERT_EQ(one.status, 0) << one.out;
+  EXPECT_THAT(one.out, HasSubstr("tokens, prefill"));
+  const CliRun many =
+      run("generate --model " + dir + " --prompt 'How many eggs?' -n 3 --max-new-tokens 5 --seed 2");
+  ASSERT_EQ(many.status, 0) << many.out;
+  EXPECT_THAT(many.out, HasSubstr("--- completion 2"));
+  EXPECT_NE(run("generate --model " + dir + " --prompt x --top-p 0").status, 0);
+}
+
 TEST(Cli, ConvertRewritesACheckpoint) {
   const auto dir = (fs::temp_directory_path() / "aha_cli_convert").string();
   fs::remove_all(dir);

@@ -12,6 +12,7 @@
 
 #include "../model/model_fixtures.h"
 #include "aha/model/checkpoint.h"
+#include "aha/text/tokenizer.h"
 
 namespace {
 
@@ -159,6 +160,47 @@ TEST(Sampler, StopsAtEosStopIdsAndLengthAndCompactsFinishedRows) {
   EXPECT_EQ(result.decode_row_steps, fed);
   EXPECT_EQ(result.decode_tokens, fed + static_cast<int64_t>(result.completions.size()));
   EXPECT_GT(result.decode_tokens_per_second(), 0);
+}
+
+TEST(Sampler, StopStringsEndACompletionOnceTheirTextAppears) {
+  torch::NoGradGuard no_grad;
+  const auto tokenizer = aha::text::load_tokenizer(std::string(AHA_TEST_DATA) + "/text/bpe_seq");
+  auto config = aha::model::load_hf_config(aha::test::model_fixture("plain_no_qlora") + "/config.json");
+  config.vocab_size = tokenizer->vocab_size();
+  aha::model::Transformer model(config);
+  model->init_weights(4);
+  const std::vector<std::vector<int64_t>> prompts = {
+      tokenizer->encode("Natalia sold clips to 48 of her friends")};
+  SamplingParams p;
+  p.temperature = 1.0;  // sampled, seeded: the same tokens come out until the stop
+  p.seed = 9;
+  p.max_new_tokens = 12;
+  p.ignore_eos = true;
+  const auto free_run = aha::rollout::Sampler().generate(*model, prompts, p);
+  const auto& tokens = free_run.completions[0].tokens;
+  ASSERT_EQ(tokens.size(), 12u);
+  // A stop string completed by token k of the free run: its text, when that text occurs nowhere before it.
+  size_t k = 0;
+  std::string stop;
+  for (size_t cand = 2; cand < tokens.size() && k == 0; ++cand) {
+    const std::string before = tokenizer->decode(std::span<const int64_t>(tokens.data(), cand));
+    const std::string with = tokenizer->decode(std::span<const int64_t>(tokens.data(), cand + 1));
+    if (with.size() <= before.size() || with.compare(0, before.size(), before) != 0) continue;
+    const std::string piece = with.substr(before.size());
+    if (before.find(piece) == std::string::npos) {
+      k = cand + 1;
+      stop = piece;
+    }
+  }
+  ASSERT_GT(k, 0u) << "no token of the free run brings new text";
+  p.stop_strings = {stop};
+  const auto stopped = aha::rollout::Sampler().generate(*model, prompts, p, {.tokenizer = tokenizer.get()});
+  const auto& c = stopped.completions[0];
+  EXPECT_EQ(c.finish, FinishReason::stop);
+  EXPECT_EQ(c.tokens, std::vector<int64_t>(tokens.begin(), tokens.begin() + static_cast<int64_t>(k)));
+  EXPECT_THAT(tokenizer->decode(c.tokens), ::testing::EndsWith(stop));
+  EXPECT_THROW(aha::rollout::Sampler().generate(*model, prompts, p),
+               aha::Error);  // stop strings need a tokenizer
 }
 
 TEST(Sampling, FiltersKeepOnlyTheAllowedTokens) {

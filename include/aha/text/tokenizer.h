@@ -39,8 +39,8 @@ class Tokenizer {
 };
 
 // Loads a tokenizer from a path: an HF tokenizer.json, or a directory holding one (and optionally
-// tokenizer_config.json, which names bos/eos/pad). Throws aha::Error naming the file and the unsupported
-// feature.
+// tokenizer_config.json, which names bos/eos/pad), or a {"type": "char", ...} file (char_tokenizer.h). Throws
+// aha::Error naming the file and the unsupported feature.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
 
 }  // namespace aha::text
