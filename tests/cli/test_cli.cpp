@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <string>
 
+#include "../support/run_cli.h"
 #include "aha/core/config_json.h"
 #include "aha/io/file.h"
 #include "aha/io/safetensors.h"
@@ -19,23 +20,9 @@ using ::testing::Not;
 
 namespace {
 
-struct CliRun {
-  int status = -1;
-  std::string out;  // stdout and stderr together
-};
-
+using aha::test::CliRun;
 CliRun run(const std::string& args) {
-  CliRun r;
-  const std::string cmd = std::string("'") + AHA_CLI + "' " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0)
-    r.out.append(buf.data(), n);
-  const int w = pclose(p);
-  r.status = WIFEXITED(w) ? WEXITSTATUS(w) : -1;
-  return r;
+  return aha::test::run_cli(args);
 }
 
 TEST(Cli, NoArgumentsPrintsHelpWithEverySubcommand) {

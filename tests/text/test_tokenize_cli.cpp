@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/run_cli.h"
 #include "aha/io/file.h"
 #include "aha/text/template.h"
 #include "aha/text/tokenizer.h"
@@ -20,23 +21,9 @@ namespace {
 
 const std::string kTok = std::string(AHA_TEST_DATA) + "/text/bpe_seq";
 
-struct CliRun {
-  int status = -1;
-  std::string out;  // stdout and stderr together
-};
-
+using aha::test::CliRun;
 CliRun run(const std::string& args) {
-  CliRun r;
-  const std::string cmd = std::string("'") + AHA_CLI + "' " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0)
-    r.out.append(buf.data(), n);
-  const int w = pclose(p);
-  r.status = WIFEXITED(w) ? WEXITSTATUS(w) : -1;
-  return r;
+  return aha::test::run_cli(args);
 }
 
 TEST(TokenizeCli, PrintsIdsPiecesAndTotal) {
