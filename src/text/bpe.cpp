@@ -901,7 +901,9 @@ std::string BpeTokenizer::decode(std::span<const int64_t> ids, bool skip_special
   std::string out;
   bool first = true;
   for (int64_t id : ids) {
-    AHA_CHECK(id >= 0 && id < vocab_size(), "decode: id ", id, " is out of range [0, ", vocab_size(), ")");
+    // Ids the vocabulary does not have decode to nothing, as in HF tokenizers: a model's (padded) vocabulary can be
+    // larger than its tokenizer's, so sampling may produce them.
+    if (id < 0 || id >= vocab_size()) continue;
     if (!impl_->has_token[id] || (skip_special_tokens && impl_->special[id])) continue;
     // Without a decoder HF joins the tokens with spaces.
     if (!impl_->byte_level_decoder && !first) out += ' ';

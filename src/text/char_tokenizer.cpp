@@ -84,7 +84,7 @@ std::vector<int64_t> CharTokenizer::encode(std::string_view text, bool add_speci
 std::string CharTokenizer::decode(std::span<const int64_t> ids, bool skip_special_tokens) const {
   std::string out;
   for (int64_t id : ids) {
-    AHA_CHECK(id >= 0 && id < vocab_size(), "decode: id ", id, " is out of range [0, ", vocab_size(), ")");
+    if (id < 0 || id >= vocab_size()) continue;  // as BPE: ids outside the vocabulary decode to nothing
     if (skip_special_tokens && special_[id]) continue;
     out += config_.vocab[id];
   }
