@@ -901,8 +901,8 @@ std::string BpeTokenizer::decode(std::span<const int64_t> ids, bool skip_special
   std::string out;
   bool first = true;
   for (int64_t id : ids) {
-    // Ids the vocabulary does not have decode to nothing, as in HF tokenizers: a model's (padded) vocabulary can be
-    // larger than its tokenizer's, so sampling may produce them.
+    // Ids the vocabulary does not have decode to nothing, as in HF tokenizers: a model's (padded) vocabulary
+    // can be larger than its tokenizer's, so sampling may produce them.
     if (id < 0 || id >= vocab_size()) continue;
     if (!impl_->has_token[id] || (skip_special_tokens && impl_->special[id])) continue;
     // Without a decoder HF joins the tokens with spaces.

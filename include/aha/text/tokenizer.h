@@ -26,8 +26,8 @@ class Tokenizer {
   // Token ids of `text`. Added/special tokens written literally in the text are matched as single tokens.
   // With add_special_tokens, the tokenizer's post-processing (e.g. a leading BOS) is applied too.
   virtual std::vector<int64_t> encode(std::string_view text, bool add_special_tokens = false) const = 0;
-  // The text of `ids` (bytes that do not form valid UTF-8 decode as U+FFFD, and ids outside the vocabulary decode
-  // to nothing, as HF does).
+  // The text of `ids` (bytes that do not form valid UTF-8 decode as U+FFFD, and ids outside the vocabulary
+  // decode to nothing, as HF does).
   virtual std::string decode(std::span<const int64_t> ids, bool skip_special_tokens = false) const = 0;
 
   virtual int64_t vocab_size() const = 0;  // ids are in [0, vocab_size)
