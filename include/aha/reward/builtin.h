@@ -1,0 +1,25 @@
+// Built-in rewards (registered by register_builtins):
+//   format     the R1-Zero layout <think>..</think><answer>..</answer>. params: mode "strict" (open-r1's
+//   exact
+//              layout: "<think>\n...\n</think>\n<answer>\n...\n</answer>", nothing around it) or "lenient"
+//              (each tag once and in order, only whitespace between and around the blocks; the default);
+//              prefix: text the prompt already ended with (e.g. "<think>"), counted as the completion's
+//              start. Scores 1 or 0.
+//   tag_count  open-r1's partial credit: 0.25 for each of "<think>\n", "\n</think>\n", "\n<answer>\n",
+//              "\n</answer>" present exactly once. params: prefix.
+//   exact_match  1 when the answer (the last <answer>..</answer>, or the whole completion with extract
+//   "none")
+//              equals the field `field` (default "answer") after trimming; params: field, extract,
+//              ignore_case.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace aha::reward {
+
+// The text inside the LAST <answer>...</answer> of `text`, or nullopt when there is no complete pair.
+std::optional<std::string_view> last_answer(std::string_view text);
+
+}  // namespace aha::reward
