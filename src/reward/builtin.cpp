@@ -5,6 +5,7 @@
 #include <cctype>
 
 #include "aha/core/error.h"
+#include "aha/reward/math.h"
 #include "aha/reward/reward.h"
 
 namespace aha::reward {
@@ -125,6 +126,45 @@ class ExactMatch : public Reward {
   bool from_tag_ = true, ignore_case_ = false;
 };
 
+// math_accuracy and gsm8k: the completion's final answer against the ground truth, numerically.
+class MathAccuracy : public Reward {
+ public:
+  MathAccuracy(const Json& p, std::string name, bool gsm8k) : name_(std::move(name)), gsm8k_(gsm8k) {
+    check_param_keys(p, name_, {"source", "field", "tolerance"});
+    const std::string source = param_string(p, name_, "source", "auto");
+    if (source == "auto") {
+      source_ = AnswerSource::automatic;
+    } else if (source == "boxed") {
+      source_ = AnswerSource::boxed;
+    } else if (source == "answer_tag") {
+      source_ = AnswerSource::answer_tag;
+    } else {
+      throw Error("expected \"auto\", \"boxed\" or \"answer_tag\", got \"" + source + "\"",
+                  "reward " + name_ + ": params.source");
+    }
+    field_ = param_string(p, name_, "field", "answer");
+    tolerance_ = param_number(p, name_, "tolerance", 1e-9);
+    if (tolerance_ < 0) throw Error("must be >= 0", "reward " + name_ + ": params.tolerance");
+  }
+  Score score(const Sample& s) const override {
+    const auto truth_text = s.field(field_);
+    if (!truth_text) return Score::skip();
+    const auto truth = gsm8k_ ? gsm8k_reference(*truth_text) : parse_number(*truth_text);
+    if (!truth) return Score::skip();  // an unparsable reference says nothing about the completion (open-r1)
+    const auto answer = extract_answer(s.completion, source_);
+    if (!answer) return Score::of(0.0);
+    const auto got = parse_number(*answer);
+    return Score::of(got && numbers_match(*got, *truth, tolerance_) ? 1.0 : 0.0);
+  }
+
+ private:
+  std::string name_;
+  bool gsm8k_;
+  AnswerSource source_ = AnswerSource::automatic;
+  std::string field_;
+  double tolerance_ = 1e-9;
+};
+
 }  // namespace
 
 std::optional<std::string_view> last_answer(std::string_view text) {
@@ -142,6 +182,13 @@ void register_builtins(Registry& r) {
   r.add(
       "tag_count", [](const Json& p) { return std::make_unique<TagCount>(p); },
       "0.25 per think/answer tag present exactly once");
+  r.add(
+      "math_accuracy",
+      [](const Json& p) { return std::make_unique<MathAccuracy>(p, "math_accuracy", false); },
+      "the final answer (answer tag or \\boxed{}) equals the numeric field `answer`");
+  r.add(
+      "gsm8k", [](const Json& p) { return std::make_unique<MathAccuracy>(p, "gsm8k", true); },
+      "the final answer equals the number after #### in GSM8K's reference solution");
   r.add(
       "exact_match", [](const Json& p) { return std::make_unique<ExactMatch>(p); },
       "the answer equals a field of the prompt (trimmed)");

@@ -7,6 +7,11 @@
 //              start. Scores 1 or 0.
 //   tag_count  open-r1's partial credit: 0.25 for each of "<think>\n", "\n</think>\n", "\n<answer>\n",
 //              "\n</answer>" present exactly once. params: prefix.
+//   math_accuracy  1 when the final answer (math.h; params.source auto|boxed|answer_tag) equals the field
+//              `field` (default "answer") numerically within `tolerance` (relative above 1, absolute below;
+//              default 1e-9, so 1000000 and 1000001 differ); skip when the field is absent or not a number;
+//              0 when the completion has no parsable answer.
+//   gsm8k      the same, with the ground truth taken after "####" in GSM8K's reference solution.
 //   exact_match  1 when the answer (the last <answer>..</answer>, or the whole completion with extract
 //   "none")
 //              equals the field `field` (default "answer") after trimming; params: field, extract,
