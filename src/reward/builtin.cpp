@@ -175,7 +175,10 @@ std::optional<std::string_view> last_answer(std::string_view text) {
   return text.substr(open + kAnswerOpen.size(), close - open - kAnswerOpen.size());
 }
 
+void register_countdown(Registry& r);  // countdown.cpp
+
 void register_builtins(Registry& r) {
+  register_countdown(r);
   r.add(
       "format", [](const Json& p) { return std::make_unique<Format>(p); },
       "the R1-Zero <think>/<answer> layout (strict or lenient): 1 or 0");

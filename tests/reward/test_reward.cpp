@@ -93,10 +93,9 @@ TEST(RewardExactMatch, ComparesTheLastAnswerWithTheField) {
 
 TEST(RewardRegistry, NamesUnknownRewardsAndParameters) {
   const auto r = builtins();
-  EXPECT_THAT(
-      error_of([&] { r.create("acuracy", {}); }),
-      HasSubstr(
-          "unknown reward \"acuracy\" (registered: exact_match, format, gsm8k, math_accuracy, tag_count)"));
+  EXPECT_THAT(error_of([&] { r.create("acuracy", {}); }),
+              HasSubstr("unknown reward \"acuracy\" (registered: countdown, exact_match, format, gsm8k, "
+                        "math_accuracy, tag_count)"));
   EXPECT_THAT(error_of([&] {
                 r.create("format", {{"mdoe", "strict"}});
               }),

@@ -12,6 +12,10 @@
 //              default 1e-9, so 1000000 and 1000001 differ); skip when the field is absent or not a number;
 //              0 when the completion has no parsable answer.
 //   gsm8k      the same, with the ground truth taken after "####" in GSM8K's reference solution.
+//   countdown  TinyZero's scores: 0 without an <answer>, format_score (0.1) for an answer that does not
+//   parse,
+//              does not use exactly the multiset in field `numbers`, or misses the field `target`; score (1)
+//              when it equals the target within 1e-5 (countdown.h parses; no eval).
 //   exact_match  1 when the answer (the last <answer>..</answer>, or the whole completion with extract
 //   "none")
 //              equals the field `field` (default "answer") after trimming; params: field, extract,
