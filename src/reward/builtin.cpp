@@ -126,6 +126,30 @@ class ExactMatch : public Reward {
   bool from_tag_ = true, ignore_case_ = false;
 };
 
+// DAPO's soft overlong punishment on the completion's token count |y|: 0 up to max_length - cache, then
+// falling linearly to -1 at max_length, and -1 beyond.
+class Overlong : public Reward {
+ public:
+  explicit Overlong(const Json& p) {
+    check_param_keys(p, "overlong", {"max_length", "cache"});
+    if (!p.contains("max_length") || !p.contains("cache"))
+      throw Error("needs max_length (L_max) and cache (L_cache), in tokens", "reward overlong: params");
+    max_length_ = param_number(p, "overlong", "max_length", 0);
+    cache_ = param_number(p, "overlong", "cache", 0);
+    if (!(cache_ > 0 && cache_ <= max_length_))
+      throw Error("must satisfy 0 < cache <= max_length", "reward overlong: params.cache");
+  }
+  Score score(const Sample& s) const override {
+    const double len = static_cast<double>(s.completion_tokens), free = max_length_ - cache_;
+    if (len <= free) return Score::of(0.0);
+    if (len <= max_length_) return Score::of((free - len) / cache_);
+    return Score::of(-1.0);
+  }
+
+ private:
+  double max_length_ = 0, cache_ = 0;
+};
+
 // math_accuracy and gsm8k: the completion's final answer against the ground truth, numerically.
 class MathAccuracy : public Reward {
  public:
@@ -179,6 +203,9 @@ void register_countdown(Registry& r);  // countdown.cpp
 
 void register_builtins(Registry& r) {
   register_countdown(r);
+  r.add(
+      "overlong", [](const Json& p) { return std::make_unique<Overlong>(p); },
+      "DAPO's soft overlong punishment: 0, then down to -1 over the last `cache` tokens before `max_length`");
   r.add(
       "format", [](const Json& p) { return std::make_unique<Format>(p); },
       "the R1-Zero <think>/<answer> layout (strict or lenient): 1 or 0");

@@ -91,11 +91,33 @@ TEST(RewardExactMatch, ComparesTheLastAnswerWithTheField) {
   EXPECT_FALSE(aha::reward::last_answer("</answer><answer>").has_value());
 }
 
+TEST(RewardOverlong, FollowsDaposSoftPunishment) {
+  const auto reward = builtins().create("overlong", {{"max_length", 100}, {"cache", 20}});
+  auto at = [&](int64_t tokens) {
+    aha::reward::Sample s;
+    s.completion_tokens = tokens;
+    return *reward->score(s).value;
+  };
+  EXPECT_EQ(at(0), 0.0);
+  EXPECT_EQ(at(80), 0.0);   // L_max - L_cache
+  EXPECT_EQ(at(90), -0.5);  // halfway through the cache
+  EXPECT_EQ(at(100), -1.0);
+  EXPECT_EQ(at(150), -1.0);
+  EXPECT_THAT(error_of([] {
+                builtins().create("overlong", {{"max_length", 100}});
+              }),
+              HasSubstr("needs max_length"));
+  EXPECT_THAT(error_of([] {
+                builtins().create("overlong", {{"max_length", 10}, {"cache", 20}});
+              }),
+              HasSubstr("params.cache"));
+}
+
 TEST(RewardRegistry, NamesUnknownRewardsAndParameters) {
   const auto r = builtins();
   EXPECT_THAT(error_of([&] { r.create("acuracy", {}); }),
               HasSubstr("unknown reward \"acuracy\" (registered: countdown, exact_match, format, gsm8k, "
-                        "math_accuracy, tag_count)"));
+                        "math_accuracy, overlong, tag_count)"));
   EXPECT_THAT(error_of([&] {
                 r.create("format", {{"mdoe", "strict"}});
               }),

@@ -16,6 +16,8 @@
 //   parse,
 //              does not use exactly the multiset in field `numbers`, or misses the field `target`; score (1)
 //              when it equals the target within 1e-5 (countdown.h parses; no eval).
+//   overlong   DAPO's soft overlong punishment of the token count |y|: 0 if |y| <= L_max - L_cache, then
+//              ((L_max - L_cache) - |y|) / L_cache down to -1 at L_max, -1 beyond. params: max_length, cache.
 //   exact_match  1 when the answer (the last <answer>..</answer>, or the whole completion with extract
 //   "none")
 //              equals the field `field` (default "answer") after trimming; params: field, extract,
