@@ -1,4 +1,5 @@
 // The reward API: registry, parameters, the weighted reward set, and the first built-ins.
+#include "../support/error_of.h"
 #include "aha/reward/reward.h"
 
 #include <gmock/gmock.h>
@@ -27,14 +28,7 @@ double score(const std::string& name, const aha::Json& params, std::string_view 
   return v ? *v : -1;  // -1 marks "skip" in these tests
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const aha::Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using aha::test::error_of;
 
 TEST(RewardFormat, StrictIsOpenR1sExactLayout) {
   const aha::Json strict = {{"mode", "strict"}};

@@ -1,4 +1,5 @@
 // The character tokenizer: longest entry first, unknown characters named with their position, unk, specials.
+#include "../support/error_of.h"
 #include "aha/text/char_tokenizer.h"
 
 #include <gmock/gmock.h>
@@ -25,14 +26,7 @@ CharTokenizerConfig arithmetic() {
   return c;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const aha::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using aha::test::error_of;
 
 TEST(CharTokenizer, LongestEntryWins) {
   const CharTokenizer t(arithmetic());

@@ -1,5 +1,6 @@
 // Prompt templates: the R1-Zero text exactly, placeholders, brace escapes, and errors that name what is
 // wrong.
+#include "../support/error_of.h"
 #include "aha/text/template.h"
 
 #include <gmock/gmock.h>
@@ -12,14 +13,7 @@ using ::testing::HasSubstr;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const aha::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using aha::test::error_of;
 
 TEST(Template, R1ZeroIsThePapersTemplate) {
   // DeepSeek-R1 (arXiv 2501.12948) Table 1, as quoted in shared/spec/grpo.md, with "prompt" -> the question.
