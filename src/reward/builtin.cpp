@@ -1,4 +1,5 @@
-// The built-in rewards that need no number parsing: format, tag_count, exact_match (see builtin.h).
+// The built-in rewards that need no parsing of their own: format, tag_count, exact_match, overlong, and
+// math_accuracy / gsm8k over math.h (see builtin.h); register_builtins adds the others from their files.
 #include "aha/reward/builtin.h"
 
 #include <algorithm>
@@ -199,10 +200,27 @@ std::optional<std::string_view> last_answer(std::string_view text) {
   return text.substr(open + kAnswerOpen.size(), close - open - kAnswerOpen.size());
 }
 
-void register_countdown(Registry& r);  // countdown.cpp
+std::optional<std::string_view> think_block(std::string_view text) {
+  const size_t open = text.find(kThinkOpen);
+  if (open == std::string_view::npos) return std::nullopt;
+  const size_t start = open + kThinkOpen.size();
+  const size_t close = text.find(kThinkClose, start);
+  return text.substr(start, close == std::string_view::npos ? std::string_view::npos : close - start);
+}
+
+// Defined next to their rewards.
+void register_countdown(Registry& r);
+void register_regex_match(Registry& r);
+void register_length_penalty(Registry& r);
+void register_language(Registry& r);
+void register_process(Registry& r);
 
 void register_builtins(Registry& r) {
   register_countdown(r);
+  register_regex_match(r);
+  register_length_penalty(r);
+  register_language(r);
+  register_process(r);
   r.add(
       "overlong", [](const Json& p) { return std::make_unique<Overlong>(p); },
       "DAPO's soft overlong punishment: 0, then down to -1 over the last `cache` tokens before `max_length`");

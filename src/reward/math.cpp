@@ -26,6 +26,15 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+// Commands that only dress a number up: they vanish, their braced content stays.
+bool wrapper(std::string_view cmd) {
+  for (std::string_view w : {"text", "textbf", "textit",       "textrm", "mathrm", "mathbf", "mathit",
+                             "mbox", "boxed",  "displaystyle", "left",   "right",  "bigl",   "bigr",
+                             "Bigl", "Bigr",   "big",          "Big",    "quad",   "qquad",  "hbox"})
+    if (cmd == w) return true;
+  return false;
+}
+
 // Removes "\cmd{" ... "}" wrappers (keeping the content) and "\cmd" spellings of symbols; drops $, \(, \),
 // spaces.
 std::string unwrap_latex(std::string_view s) {
@@ -39,13 +48,15 @@ std::string unwrap_latex(std::string_view s) {
       const std::string_view cmd = s.substr(i + 1, j - i - 1);
       if (cmd == "frac" || cmd == "dfrac" || cmd == "tfrac") {
         out += "\\frac";  // kept: parse_fraction reads it
-      } else if (cmd == "%") {
       } else if (cmd.empty() && j < s.size()) {
         // "\$", "\%", "\(", "\)", "\," ...: a symbol; keep % (percent) and drop the rest
         if (s[j] == '%') out += '%';
         ++j;
+      } else if (!wrapper(cmd)) {
+        out += '\\';  // \sqrt, \pi, \cdot, ...: an expression, not a number; kept so that parsing fails
+        out += cmd;
       }
-      // other commands (\text, \mathrm, \left, \right, \!, ...) vanish; their braces are handled below
+      // wrappers (\text, \mathrm, \boxed, \left, ...) vanish; their braces are handled below
       i = j;
       continue;
     }

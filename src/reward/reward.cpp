@@ -63,6 +63,22 @@ bool param_bool(const Json& params, const std::string& reward, const std::string
   return it->get<bool>();
 }
 
+std::vector<std::string> param_strings(const Json& params, const std::string& reward,
+                                       const std::string& key) {
+  auto it = params.find(key);
+  if (it == params.end()) return {};
+  const std::string where = "reward " + reward + ": params." + key;
+  if (!it->is_array()) throw Error("expected a list of strings, got " + it->dump(), where);
+  std::vector<std::string> out;
+  for (size_t i = 0; i < it->size(); ++i) {
+    const Json& v = (*it)[i];
+    if (!v.is_string())
+      throw Error("expected a string, got " + v.dump(), where + "[" + std::to_string(i) + "]");
+    out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
 void check_param_keys(const Json& params, const std::string& reward, const std::vector<std::string>& known) {
   if (!params.is_object()) throw Error("params must be an object", "reward " + reward);
   for (auto it = params.begin(); it != params.end(); ++it) {

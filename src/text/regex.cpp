@@ -9,7 +9,11 @@ namespace aha::text::detail {
 
 struct Regex::Code {
   pcre2_code* code = nullptr;
-  ~Code() { pcre2_code_free(code); }
+  pcre2_match_context* context = nullptr;  // null: PCRE2's default limits
+  ~Code() {
+    pcre2_match_context_free(context);
+    pcre2_code_free(code);
+  }
 };
 
 namespace {
@@ -26,12 +30,12 @@ struct MatchData {
 
 // One match at or after `from`; false when there is none. The JIT's stack is small by default: a match that
 // exhausts it is retried by the interpreter, which has no such limit short of PCRE2's match limits.
-bool match_at(const pcre2_code* code, std::string_view text, size_t from, MatchData& md, size_t& start,
-              size_t& end) {
+bool match_at(const pcre2_code* code, pcre2_match_context* context, std::string_view text, size_t from,
+              MatchData& md, size_t& start, size_t& end) {
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
-  int rc = pcre2_match(code, subject, text.size(), from, PCRE2_NO_UTF_CHECK, md.data, nullptr);
+  int rc = pcre2_match(code, subject, text.size(), from, PCRE2_NO_UTF_CHECK, md.data, context);
   if (rc == PCRE2_ERROR_JIT_STACKLIMIT)
-    rc = pcre2_match(code, subject, text.size(), from, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, md.data, nullptr);
+    rc = pcre2_match(code, subject, text.size(), from, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, md.data, context);
   if (rc == PCRE2_ERROR_NOMATCH) return false;
   if (rc < 0) {
     PCRE2_UCHAR msg[256];
@@ -50,7 +54,7 @@ size_t char_length(unsigned char lead) {
 
 }  // namespace
 
-Regex::Regex(const std::string& pattern) {
+Regex::Regex(const std::string& pattern, uint32_t match_limit) {
   int err = 0;
   PCRE2_SIZE offset = 0;
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
@@ -63,6 +67,11 @@ Regex::Regex(const std::string& pattern) {
   }
   auto owned = std::make_shared<Code>();
   owned->code = code;
+  if (match_limit > 0) {
+    owned->context = pcre2_match_context_create(nullptr);
+    AHA_CHECK(owned->context != nullptr, "out of memory creating a PCRE2 match context");
+    pcre2_set_match_limit(owned->context, match_limit);
+  }
   pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);  // without JIT support, matching falls back to the interpreter
   code_ = std::move(owned);
 }
@@ -75,7 +84,7 @@ std::vector<std::pair<size_t, size_t>> Regex::find_all(std::string_view text) co
   size_t last_match_end = 0;
   while (from <= text.size()) {
     size_t s = 0, e = 0;
-    if (!match_at(code_->code, text, from, md, s, e)) break;
+    if (!match_at(code_->code, code_->context, text, from, md, s, e)) break;
     if (s == e && matched_before && last_match_end == e) {
       from += e < text.size() ? char_length(static_cast<unsigned char>(text[e])) : 1;
       continue;
@@ -91,7 +100,7 @@ std::vector<std::pair<size_t, size_t>> Regex::find_all(std::string_view text) co
 bool Regex::search(std::string_view text) const {
   MatchData md(code_->code);
   size_t s = 0, e = 0;
-  return match_at(code_->code, text, 0, md, s, e);
+  return match_at(code_->code, code_->context, text, 0, md, s, e);
 }
 
 }  // namespace aha::text::detail

@@ -5,6 +5,7 @@
 // from several threads at once: each call allocates its own match data.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -15,8 +16,10 @@ namespace aha::text::detail {
 
 class Regex {
  public:
-  // Throws aha::Error with PCRE2's message and the offset in the pattern.
-  explicit Regex(const std::string& pattern);
+  // Throws aha::Error with PCRE2's message and the offset in the pattern. `match_limit` > 0 caps the work of
+  // one match (PCRE2's match limit: backtracking steps), so that a pattern with nested quantifiers cannot
+  // take exponential time on hostile text; a match that hits it throws. 0: PCRE2's default (10 million).
+  explicit Regex(const std::string& pattern, uint32_t match_limit = 0);
 
   // Non-overlapping matches [start, end) from left to right. An empty match right where the previous match
   // ended is skipped (the search moves on by one character), as Oniguruma's find_iter does.

@@ -109,9 +109,11 @@ TEST(RewardOverlong, FollowsDaposSoftPunishment) {
 
 TEST(RewardRegistry, NamesUnknownRewardsAndParameters) {
   const auto r = builtins();
-  EXPECT_THAT(error_of([&] { r.create("acuracy", {}); }),
-              HasSubstr("unknown reward \"acuracy\" (registered: countdown, exact_match, format, gsm8k, "
-                        "math_accuracy, overlong, tag_count)"));
+  EXPECT_THAT(
+      error_of([&] { r.create("acuracy", {}); }),
+      HasSubstr("unknown reward \"acuracy\" (registered: countdown, exact_match, format, gsm8k, "
+                "language_consistency, length_penalty, math_accuracy, overlong, process, regex_match, "
+                "tag_count)"));
   EXPECT_THAT(error_of([&] {
                 r.create("format", {{"mdoe", "strict"}});
               }),

@@ -4,7 +4,8 @@
 // tag's content (a \boxed{} inside it wins), else the last \boxed{} anywhere. Normalisation turns what people
 // write into a number: signs, thousands separators ("1,000"), decimals, fractions ("3/4", \frac{3}{4},
 // \dfrac), percentages, dollar signs, trailing units ("12 apples", "5 km"), and simple LaTeX wrappers
-// (\text{}, \mathrm{}, $...$, \(...\)). Both functions are total: any input gives a result or nullopt, in
+// (\text{}, \mathrm{}, $...$, \(...\)). Any other LaTeX command (\sqrt, \pi, \cdot, ...) makes the answer
+// an expression, not a number: nullopt. Both functions are total: any input gives a result or nullopt, in
 // time linear in its length.
 #pragma once
 

@@ -2,8 +2,9 @@
 // layout right), no reward model. A reward is a pure function of text: no tensors, no globals, callable from
 // many threads.
 //
-// Three ways in: a C++ class registered in a `Registry` (this header), a shared-library plugin, or an
-// external process (later slices). Built-ins register with `register_builtins`.
+// Three ways in: a C++ class registered in a `Registry` (this header), a shared-library plugin (plugin.h), or
+// an external process in any language (the built-in `process`, process.h). Built-ins register with
+// `register_builtins` (builtin.h lists them).
 #pragma once
 
 #include <cstdint>
@@ -34,19 +35,36 @@ struct Sample {
 };
 
 // A score, or "skip": the sample then does not count in the loss. Extras are logged, never summed.
+// `failed`: the reward could not judge the sample (an external worker crashed, timed out or answered
+// garbage); `value` then holds the reward's own fallback, or is empty and RewardSet puts in
+// reward.fallback_score. A failed sample still counts in the loss, with the fallback score.
 struct Score {
   std::optional<double> value;
   std::vector<std::pair<std::string, double>> extras;
+  bool failed = false;
 
-  static Score of(double v) { return Score{v, {}}; }
-  static Score skip() { return Score{std::nullopt, {}}; }
+  static Score of(double v) { return Score{v, {}, false}; }
+  static Score skip() { return Score{std::nullopt, {}, false}; }
+  static Score failure(std::optional<double> fallback) { return Score{fallback, {}, true}; }
 };
 
 class Reward {
  public:
   virtual ~Reward() = default;
-  // Must be safe to call from several threads at once (rewards hold no mutable state).
+  // Must be safe to call from several threads at once (rewards hold no mutable state, or lock it).
   virtual Score score(const Sample& sample) const = 0;
+  // Scores a whole batch, one Score per sample in order. The default calls score() on each. A reward that
+  // needs the batch (statistics over the samples of one prompt, one round trip to a worker per batch)
+  // overrides it and returns true from batched(): RewardSet then hands it the whole batch at once instead of
+  // spreading its samples over threads.
+  virtual std::vector<Score> score_batch(const std::vector<Sample>& samples) const {
+    std::vector<Score> out;
+    out.reserve(samples.size());
+    for (const auto& s : samples)
+      out.push_back(score(s));
+    return out;
+  }
+  virtual bool batched() const { return false; }
 };
 
 // Makes a reward from its JSON parameters; throws aha::Error naming a bad parameter.
@@ -75,6 +93,8 @@ double param_number(const Json& params, const std::string& reward, const std::st
 std::string param_string(const Json& params, const std::string& reward, const std::string& key,
                          const std::string& fallback);
 bool param_bool(const Json& params, const std::string& reward, const std::string& key, bool fallback);
+// A list of strings (e.g. an argv); absent: empty.
+std::vector<std::string> param_strings(const Json& params, const std::string& reward, const std::string& key);
 // Throws when params has a key not in `known` (a typo in a reward's params should not pass silently).
 void check_param_keys(const Json& params, const std::string& reward, const std::vector<std::string>& known);
 

@@ -1,6 +1,7 @@
-// The rewards of a run, from the config's `reward.functions` ([{name, weight, params, plugin}]): each
-// sample's scores per reward (kept for metrics) and their weighted total. Batches are scored on several
-// threads.
+// The rewards of a run, from the config's `reward` section (functions: [{name, weight, params, plugin}]):
+// each sample's scores per reward (kept for metrics) and their weighted total. Per-sample rewards are spread
+// over threads; batched ones (Reward::batched) get the whole batch at once, on threads of their own, at the
+// same time. A reward named with a `plugin` comes from that shared library (plugin.h).
 #pragma once
 
 #include <memory>
@@ -19,21 +20,29 @@ struct BatchScores {
       per_reward;                            // [R][N]; nullopt: that reward skipped the sample
   std::vector<std::optional<double>> total;  // [N] weighted sum; nullopt if any reward skipped
   std::vector<std::vector<std::pair<std::string, double>>> extras;  // [N] "reward.key" -> value
+  std::vector<int64_t> failed;  // [R] samples the reward failed on (scored with the fallback)
 };
 
 class RewardSet {
  public:
-  // Creates every reward; an unknown name or a bad parameter is an error naming reward.functions[i].
+  // Creates every reward (loading plugins); an unknown name, a bad parameter or a plugin that cannot be
+  // loaded is an error naming reward.functions[i]. Failed scores get `section.fallback_score`.
+  RewardSet(const RewardSection& section, const Registry& registry);
+  // The same with the section's other fields at their defaults.
   RewardSet(const std::vector<RewardSpec>& specs, const Registry& registry);
 
-  // threads <= 0: one per hardware thread (at most the batch size).
+  // threads <= 0: reward.threads, or when that is 0 too, one per hardware thread (at most the batch size).
   BatchScores score(const std::vector<Sample>& samples, int64_t threads = 0) const;
   size_t size() const { return rewards_.size(); }
+  const std::vector<std::string>& names() const { return names_; }
+  const std::vector<double>& weights() const { return weights_; }
 
  private:
   std::vector<std::string> names_;
   std::vector<double> weights_;
   std::vector<std::unique_ptr<Reward>> rewards_;
+  double fallback_score_ = 0;
+  int64_t threads_ = 0;
 };
 
 }  // namespace aha::reward
