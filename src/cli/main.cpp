@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   aha::cli::add_model_commands(app);
   aha::cli::add_tokenize_command(app);
   aha::cli::add_generate_command(app);
+  aha::cli::add_score_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
