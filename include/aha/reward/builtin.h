@@ -42,7 +42,7 @@
 //               0 when there is none) or "completion"; prefix (as in format). A chain of thought without
 //               a single letter (only digits and symbols) scores 1. Extra "counted": the words counted.
 // process       An external worker in any language (process.h): params argv (required), timeout_s,
-//               batch_size, fallback_score, send_prompt.
+//               batch_size, fallback_score.
 #pragma once
 
 #include <optional>
