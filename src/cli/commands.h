@@ -21,6 +21,7 @@ void add_info_command(CLI::App& app);
 void add_model_commands(CLI::App& app);  // forward, init, convert
 void add_tokenize_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
-void add_score_command(CLI::App& app);  // score a JSONL file of completions with a config's rewards
+void add_score_command(CLI::App& app);   // score a JSONL file of completions with a config's rewards
+void add_train_commands(CLI::App& app);  // train, pretrain, eval
 
 }  // namespace aha::cli

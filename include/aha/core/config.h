@@ -18,9 +18,11 @@ namespace aha {
 
 struct ModelSection {
   std::string path;  // HF checkpoint directory (config.json + safetensors); empty: a fresh model
-  std::string precision = "fp32";  // numerics of the large matrix products
-  std::string device = "auto";     // where the run computes
-  uint64_t init_seed = 0;          // seed of the initial weights when no checkpoint is given
+  std::string precision = "fp32";     // numerics of the large matrix products
+  std::string device = "auto";        // where the run computes
+  uint64_t init_seed = 0;             // seed of the initial weights when no checkpoint is given
+  std::string architecture = "tiny";  // fresh model: a built-in preset or a config.json path
+  std::string tokenizer;              // tokenizer file; empty: the checkpoint's, else the task vocabulary
 
   template <class V>
   void visit(V& v) {
@@ -30,6 +32,13 @@ struct ModelSection {
       Constraint::one_of({"fp32", "bf16", "fp8"}));
     v("device", device, "auto (cuda when available, else cpu), cpu, cuda or cuda:N");
     v("init_seed", init_seed, "seed of the initial weights of a fresh model");
+    v("architecture", architecture,
+      "architecture of a fresh model (model.path empty): a built-in preset (tiny) or the path of an HF "
+      "config.json");
+    v("tokenizer", tokenizer,
+      "tokenizer.json or {\"type\": \"char\"} file; empty: the checkpoint's tokenizer.json, else the "
+      "built-in "
+      "task vocabulary (task)");
   }
 };
 
@@ -38,7 +47,9 @@ struct DataSection {
   std::string path;                       // JSONL file when source = jsonl
   std::string prompt_field = "question";  // JSONL field holding the question
   std::string answer_field = "answer";    // JSONL field holding the ground truth
+  std::string eval_path;                  // JSONL of held-out prompts; empty: split them off `path`
   std::string task = "arithmetic";        // built-in task generator when source = task
+  Json task_params = Json::object();      // the task's parameters (tasks.h)
   std::string template_name =
       "r1_zero";  // prompt template: a built-in name or text with {field} placeholders
   bool shuffle = true;
@@ -51,8 +62,10 @@ struct DataSection {
     v("path", path, "JSONL file of prompts (source = jsonl)");
     v("prompt_field", prompt_field, "JSONL field that holds the question");
     v("answer_field", answer_field, "JSONL field that holds the ground truth");
+    v("eval_path", eval_path, "JSONL of held-out prompts; empty: eval_size records are split off `path`");
     v("task", task, "built-in task generator (source = task)",
       Constraint::one_of({"arithmetic", "countdown"}));
+    v("task_params", task_params, "parameters of the task generator (see include/aha/rl/tasks.h)");
     v("template", template_name,
       "prompt template: a built-in name (r1_zero, plain) or text with {field} placeholders");
     v("shuffle", shuffle, "shuffle prompts each epoch");
@@ -197,6 +210,14 @@ struct TrainSection {
   int64_t save_every = 50;        // 0: only at the end
   std::string run_dir = "runs/default";
   uint64_t seed = 1;
+  std::string accuracy_reward;     // reward whose score decides "correct"; empty: the first accuracy-like one
+  double correct_threshold = 1.0;  // a sample is correct when that reward scores at least this
+  int64_t eval_k = 0;              // > 0: also sample k completions per held-out prompt (mean@k, pass@k)
+  bool eval_at_start = true;       // evaluate before the first update (the "before RL" figure)
+  int64_t keep_checkpoints = 2;
+  double bias_update_speed = 0.001;  // gamma of the auxiliary-loss-free balance (0: off)
+  double balance_alpha = 0.0;        // weight of the sequence-wise balance loss (0: off)
+  int64_t max_bad_steps = 3;         // consecutive non-finite losses that stop the run
 
   template <class V>
   void visit(V& v) {
@@ -208,6 +229,46 @@ struct TrainSection {
     v("save_every", save_every, "checkpoint every N steps (0: at the end only)", Constraint::at_least(0));
     v("run_dir", run_dir, "run directory: config, logs, metrics, samples, checkpoints");
     v("seed", seed, "seed of everything the run draws at random");
+    v("accuracy_reward", accuracy_reward,
+      "reward that decides whether a completion is correct (empty: the first of math_accuracy, gsm8k, "
+      "countdown, exact_match, regex_match in reward.functions)");
+    v("correct_threshold", correct_threshold,
+      "a completion is correct when that reward scores at least this");
+    v("eval_k", eval_k,
+      "also sample k completions per held-out prompt for mean@k and pass@k (0: greedy only)",
+      Constraint::at_least(0));
+    v("eval_at_start", eval_at_start, "evaluate before the first update (the before-RL accuracy)");
+    v("keep_checkpoints", keep_checkpoints, "checkpoints kept in the run directory (older ones are removed)",
+      Constraint::at_least(1));
+    v("bias_update_speed", bias_update_speed,
+      "gamma of DeepSeek-V3's auxiliary-loss-free balancing: routing-bias step per update (0: off)",
+      Constraint::at_least(0));
+    v("balance_alpha", balance_alpha, "weight of the sequence-wise balance loss (0: off)",
+      Constraint::at_least(0));
+    v("max_bad_steps", max_bad_steps, "consecutive steps with a NaN or inf loss that stop the run",
+      Constraint::at_least(1));
+  }
+};
+
+struct PretrainSection {
+  std::string corpus = "r1_base";  // a built-in corpus (tasks.h) or a .jsonl / .txt file
+  Json corpus_params = Json::object();
+  std::string text_field = "text";  // JSONL field of a document
+  int64_t seq_len = 128;
+  int64_t batch_size = 32;
+  double mtp_lambda = 0.3;  // weight of the multi-token-prediction loss when the model has MTP modules
+
+  template <class V>
+  void visit(V& v) {
+    v("corpus", corpus,
+      "training text: a built-in corpus (r1_base) or a .jsonl (one document per record) or .txt "
+      "(one document per line) file");
+    v("corpus_params", corpus_params, "parameters of a built-in corpus (include/aha/rl/tasks.h)");
+    v("text_field", text_field, "JSONL field that holds a document");
+    v("seq_len", seq_len, "tokens per training row (documents are packed)", Constraint::at_least(2));
+    v("batch_size", batch_size, "rows per step", Constraint::at_least(1));
+    v("mtp_lambda", mtp_lambda, "weight of the MTP loss when the model has MTP modules (0: off)",
+      Constraint::at_least(0));
   }
 };
 
@@ -250,6 +311,7 @@ struct Config {
   GrpoSection grpo;
   OptimSection optim;
   TrainSection train;
+  PretrainSection pretrain;
   DistSection dist;
   LogSection log;
 
@@ -262,6 +324,7 @@ struct Config {
     v("grpo", grpo, "advantages and policy loss");
     v("optim", optim, "optimizer and schedule");
     v("train", train, "steps, batch sizes, evaluation, checkpoints");
+    v("pretrain", pretrain, "next-token pretraining (aha pretrain)");
     v("dist", dist, "multi-process setup");
     v("log", log, "logging");
   }

@@ -1,0 +1,31 @@
+// The files of a run directory that need no tensors: checksums of a checkpoint, fsync of directories,
+// metrics.jsonl / samples.jsonl cut back to a checkpoint's step on resume, and plot.png.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "aha/core/config_json.h"
+
+namespace aha::rl {
+
+// {relative path: {"bytes": n, "fnv1a64": "hex"}} for every regular file under `dir` (sorted by path).
+Json checksum_tree(const std::string& dir);
+// Throws aha::Error naming the first file that is missing, has another size or another checksum.
+void verify_tree(const std::string& dir, const Json& expected);
+
+// fsync of a directory, so a rename into it survives a crash.
+void fsync_dir(const std::string& dir);
+
+// Rewrites a JSONL file without the records whose "step" is above `step` (atomically; absent file: no-op).
+void truncate_jsonl_after_step(const std::string& path, int64_t step);
+
+// The records of metrics.jsonl (empty when the file does not exist).
+std::vector<Json> read_metrics(const std::string& path);
+
+// plot.png of a run: reward (total and per reward), accuracy (training and held-out) and completion length
+// over steps, from metrics records.
+void write_run_plot(const std::string& run_dir, const std::vector<Json>& history);
+
+}  // namespace aha::rl

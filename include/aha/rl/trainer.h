@@ -1,0 +1,105 @@
+// The GRPO trainer: prompts in, G completions each, rule-based rewards, group-relative advantages, a clipped
+// policy update, repeat (R1-Zero's recipe, ../shared/spec/grpo.md).
+//
+// One step:
+//   1. draw `train.prompts_per_step` prompts; sample `rollout.num_generations` completions of each with the
+//      policy (rollout/sampler.h), recording the sampling-time log-probabilities (pi_old);
+//   2. score them (reward/reward_set.h); with grpo.dynamic_sampling, drop groups whose rewards all agree and
+//      draw more prompts, up to grpo.max_resample_rounds rounds;
+//   3. advantages per group (grpo.h); the loss mask leaves out skipped samples and, with grpo.mask_truncated,
+//      truncated ones;
+//   4. grpo.mu passes over the batch in micro-batches of train.micro_batch_size completions, gradients
+//      accumulated against the WHOLE batch's normalisers; KL to a frozen reference when grpo.beta > 0;
+//      gradient clipping, AdamW, the learning-rate schedule, the MoE routing-bias update.
+//
+// The run directory (train.run_dir) holds config.json (resolved), metrics.jsonl (one line per step),
+// samples.jsonl, aha.log, plot.png and checkpoints/step-N/ (the model in HF format, optimizer.pt,
+// rng.safetensors, trainer_state.json with the step, the prompt position and the checksums of the other
+// files). A checkpoint is written into a temporary directory and renamed into place; `latest` names the
+// newest. Resuming loads the newest checkpoint, cuts metrics.jsonl and samples.jsonl back to its step and
+// continues: on CPU the resumed run gives the same metrics and weights, bit for bit, as one that never
+// stopped.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aha/core/config.h"
+#include "aha/reward/reward.h"
+#include "aha/rl/prompts.h"
+
+namespace aha::rl {
+
+struct EvalResult {
+  int64_t prompts = 0;
+  double accuracy = 0;     // greedy: share of prompts answered correctly
+  double format = 0;       // greedy: share whose every reward scored > 0 except accuracy (informational)
+  double mean_at_k = 0;    // sampled (train.eval_k > 0): mean correctness over k samples per prompt
+  double pass_at_k = 0;    // sampled: share of prompts with at least one correct sample
+  double mean_length = 0;  // greedy completion length in tokens
+  std::vector<std::pair<std::string, std::string>> examples;  // (prompt, greedy completion), a few
+};
+
+struct RunSummary {
+  int64_t steps = 0;                 // optimizer steps taken in total
+  bool stopped_early = false;        // by a stop request or non-finite losses
+  std::optional<EvalResult> before;  // evaluation before the first update (fresh runs with eval_at_start)
+  std::optional<EvalResult> after;   // evaluation at the end
+  double seconds = 0;
+  std::string run_dir, plot_path;
+};
+
+struct TrainerOptions {
+  bool resume = false;  // continue from the newest checkpoint in train.run_dir
+  bool console = true;  // print a line per step (log.every) and progress bars
+  bool eval_only =
+      false;  // only the policy, prompts and rewards, for evaluate() (`aha eval`): no run directory
+  // Called with each step's metrics (tests and embedding programs).
+  std::function<void(const Json&)> on_step;
+};
+
+// Asks a running trainer to stop after the current step, write a checkpoint and return (signal-safe).
+void request_stop();
+bool stop_requested();
+void clear_stop_request();
+// Installs SIGINT/SIGTERM handlers that call request_stop (a second signal exits at once).
+void install_stop_handlers();
+
+class Trainer {
+ public:
+  // Builds the model (model.path or a fresh model.architecture), tokenizer, prompts, rewards and optimizer,
+  // and the run directory. With options.resume, restores the newest checkpoint of train.run_dir.
+  Trainer(Config config, const reward::Registry& registry, TrainerOptions options = {});
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  // Runs until train.steps (or a stop request); evaluates before and after; returns the summary.
+  RunSummary run();
+  // One GRPO step; returns its metrics.
+  Json step();
+  // Greedy (and sampled, with train.eval_k) accuracy on `prompts` (default: the held-out split).
+  EvalResult evaluate();
+  // Writes a checkpoint of the current state.
+  void save_checkpoint();
+
+  int64_t step_index() const;
+  const Config& config() const;
+  struct State;
+
+ private:
+  std::unique_ptr<State> s_;
+};
+
+// The resolved config of a run directory (its config.json), with `overrides` applied: what `aha train
+// --resume RUN_DIR` trains with.
+Config load_run_config(const std::string& run_dir, const std::vector<std::string>& overrides = {});
+
+// The newest checkpoint directory of a run ("" when there is none).
+std::string latest_checkpoint(const std::string& run_dir);
+
+}  // namespace aha::rl

@@ -1,0 +1,926 @@
+#include "aha/rl/trainer.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+#include <torch/serialize/archive.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "aha/core/error.h"
+#include "aha/core/log.h"
+#include "aha/io/file.h"
+#include "aha/io/jsonl.h"
+#include "aha/io/safetensors.h"
+#include "aha/model/balance.h"
+#include "aha/model/checkpoint.h"
+#include "aha/reward/reward_set.h"
+#include "aha/rl/grpo.h"
+#include "aha/rl/policy.h"
+#include "aha/rl/run_files.h"
+#include "aha/rollout/sampler.h"
+
+namespace aha::rl {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::atomic<int> g_stop{0};
+
+extern "C" void aha_on_stop_signal(int) {
+  if (g_stop.fetch_add(1) >= 1) std::_Exit(130);
+}
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+std::string format_duration(double s) {
+  if (!(s >= 0) || s > 1e7) return "?";
+  const auto t = static_cast<int64_t>(s + 0.5);
+  char buf[32];
+  if (t >= 3600) {
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm", static_cast<long long>(t / 3600),
+                  static_cast<long long>(t % 3600 / 60));
+  } else if (t >= 60) {
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", static_cast<long long>(t / 60),
+                  static_cast<long long>(t % 60));
+  } else {
+    std::snprintf(buf, sizeof buf, "%llds", static_cast<long long>(t));
+  }
+  return buf;
+}
+
+struct MeanStd {
+  double mean = 0, std = 0;
+  int64_t n = 0;
+};
+
+MeanStd mean_std(const std::vector<double>& v) {
+  MeanStd m;
+  m.n = static_cast<int64_t>(v.size());
+  if (v.empty()) return m;
+  for (double x : v)
+    m.mean += x;
+  m.mean /= static_cast<double>(v.size());
+  if (v.size() > 1) {
+    for (double x : v)
+      m.std += (x - m.mean) * (x - m.mean);
+    m.std = std::sqrt(m.std / static_cast<double>(v.size() - 1));
+  }
+  return m;
+}
+
+// Copies every parameter and buffer of `src` into `dst` (same architecture).
+void copy_weights(torch::nn::Module& dst, torch::nn::Module& src) {
+  c10::NoGradGuard no_grad;
+  auto d = dst.named_parameters(true);
+  for (const auto& item : src.named_parameters(true))
+    d[item.key()].copy_(item.value());
+  auto db = dst.named_buffers(true);
+  for (const auto& item : src.named_buffers(true))
+    db[item.key()].copy_(item.value());
+}
+
+const std::vector<std::string> kAccuracyLike = {"math_accuracy", "gsm8k", "countdown", "exact_match",
+                                                "regex_match"};
+
+}  // namespace
+
+void request_stop() {
+  g_stop.store(std::max(g_stop.load(), 1));
+}
+bool stop_requested() {
+  return g_stop.load() > 0;
+}
+void clear_stop_request() {
+  g_stop.store(0);
+}
+void install_stop_handlers() {
+  std::signal(SIGINT, aha_on_stop_signal);
+  std::signal(SIGTERM, aha_on_stop_signal);
+}
+
+// One batch of sampled, scored completions.
+struct Batch {
+  std::vector<Prompt> prompts;
+  std::vector<std::vector<int64_t>> prompt_ids;
+  std::vector<rollout::Completion> completions;  // prompt-major, G per prompt
+  std::vector<std::string> texts;
+  reward::BatchScores scores;
+  int64_t group = 1;
+  int64_t decode_tokens = 0;
+  double seconds = 0;
+};
+
+struct Trainer::State {
+  Config cfg;
+  TrainerOptions opts;
+  Policy policy;
+  model::Transformer ref{nullptr};
+  std::unique_ptr<PromptSource> prompts;
+  std::unique_ptr<reward::RewardSet> rewards;
+  std::vector<std::string> reward_names;
+  int accuracy_index = -1;
+  int format_index = -1;
+  std::unique_ptr<torch::optim::AdamW> optim;
+  std::vector<at::Tensor> trainable;
+  int64_t step = 0;
+  int64_t bad_steps = 0;
+  std::string run_dir;
+  std::unique_ptr<io::JsonlWriter> metrics, samples;
+  std::vector<Json> history;
+  rollout::Sampler sampler;
+  int64_t pad_id = 0;
+  Clock::time_point started = Clock::now();
+  int64_t steps_this_process = 0;
+
+  // ---- rollouts
+  // ------------------------------------------------------------------------------------------------
+  Batch sample(std::vector<Prompt> prompts_in, int64_t group, double temperature, uint64_t seed,
+               bool progress) {
+    Batch b;
+    b.prompts = std::move(prompts_in);
+    b.group = group;
+    for (const auto& p : b.prompts)
+      b.prompt_ids.push_back(policy.tokenizer->encode(p.text, true));
+    rollout::SamplingParams sp;
+    sp.temperature = temperature;
+    sp.top_k = cfg.rollout.top_k;
+    sp.top_p = cfg.rollout.top_p;
+    sp.min_p = cfg.rollout.min_p;
+    sp.max_new_tokens = cfg.rollout.max_new_tokens;
+    sp.stop_strings = cfg.rollout.stop;
+    sp.seed = seed;
+    sp.n = group;
+    rollout::GenerateOptions go;
+    go.tokenizer = policy.tokenizer.get();
+    go.pad_id = pad_id;
+    for (size_t i = 0; i < b.prompts.size(); ++i)
+      go.prompt_seeds.push_back(item_seed(seed, i, 0x9A));
+    const auto t0 = Clock::now();
+    int64_t tokens = 0;
+    auto last = t0;
+    const bool bar = progress && opts.console && ::isatty(2);
+    const int64_t budget = static_cast<int64_t>(b.prompts.size()) * group * cfg.rollout.max_new_tokens;
+    if (bar) {
+      go.on_token = [&](int64_t, int64_t) {
+        ++tokens;
+        const auto now = Clock::now();
+        if (std::chrono::duration<double>(now - last).count() < 0.25 || seconds_since(t0) < 1.0) return;
+        last = now;
+        std::fprintf(stderr, "\r  rollout: %lld tokens (at most %lld), %.0f tok/s   ",
+                     static_cast<long long>(tokens), static_cast<long long>(budget),
+                     tokens / std::max(1e-9, seconds_since(t0)));
+      };
+    }
+    rollout::GenerateResult gen = [&] {
+      c10::InferenceMode guard;
+      return sampler.generate(*policy.model, b.prompt_ids, sp, go);
+    }();
+    if (bar && seconds_since(t0) >= 1.0) std::fprintf(stderr, "\r%80s\r", "");
+    b.seconds = seconds_since(t0);
+    b.decode_tokens = gen.decode_tokens;
+    b.completions = std::move(gen.completions);
+    std::vector<reward::Sample> rs;
+    b.texts.reserve(b.completions.size());
+    for (const auto& c : b.completions)
+      b.texts.push_back(policy.tokenizer->decode(c.tokens, true));
+    for (size_t i = 0; i < b.completions.size(); ++i) {
+      const auto& c = b.completions[i];
+      const Prompt& p = b.prompts[static_cast<size_t>(c.prompt)];
+      reward::Sample s;
+      s.prompt = p.text;
+      s.completion = b.texts[i];
+      s.completion_tokens = static_cast<int64_t>(c.tokens.size());
+      s.truncated = c.finish == rollout::FinishReason::length;
+      s.fields = &p.fields;
+      s.id = static_cast<int64_t>(i);
+      rs.push_back(s);
+    }
+    b.scores = rewards->score(rs, cfg.reward.threads);
+    return b;
+  }
+
+  bool correct(const Batch& b, size_t i) const {
+    if (accuracy_index < 0) return false;
+    const auto& v = b.scores.per_reward[static_cast<size_t>(accuracy_index)][i];
+    return v && *v >= cfg.train.correct_threshold;
+  }
+
+  // ---- evaluation
+  // ----------------------------------------------------------------------------------------------
+  EvalResult evaluate() {
+    EvalResult r;
+    const auto& eval = prompts->eval();
+    r.prompts = static_cast<int64_t>(eval.size());
+    if (eval.empty()) return r;
+    const int64_t chunk = 256;
+    int64_t right = 0, formatted = 0, length = 0, k_right = 0, pass = 0;
+    for (size_t start = 0; start < eval.size(); start += chunk) {
+      std::vector<Prompt> part(
+          eval.begin() + static_cast<std::ptrdiff_t>(start),
+          eval.begin() + static_cast<std::ptrdiff_t>(std::min(eval.size(), start + chunk)));
+      Batch g = sample(part, 1, 0.0, item_seed(cfg.train.seed, start, 0xE1), true);
+      for (size_t i = 0; i < g.completions.size(); ++i) {
+        right += correct(g, i);
+        if (format_index >= 0) {
+          const auto& v = g.scores.per_reward[static_cast<size_t>(format_index)][i];
+          formatted += v && *v > 0;
+        }
+        length += static_cast<int64_t>(g.completions[i].tokens.size());
+        if (r.examples.size() < 3) r.examples.push_back({g.prompts[i].text, g.texts[i]});
+      }
+      if (cfg.train.eval_k > 0) {
+        Batch s = sample(part, cfg.train.eval_k, cfg.rollout.temperature,
+                         item_seed(cfg.train.seed, start, 0xE2), true);
+        for (size_t p = 0; p < s.prompts.size(); ++p) {
+          int64_t c = 0;
+          for (int64_t j = 0; j < cfg.train.eval_k; ++j)
+            c += correct(s, p * static_cast<size_t>(cfg.train.eval_k) + static_cast<size_t>(j));
+          k_right += c;
+          pass += c > 0;
+        }
+      }
+    }
+    const double n = static_cast<double>(eval.size());
+    r.accuracy = right / n;
+    r.format = formatted / n;
+    r.mean_length = length / n;
+    if (cfg.train.eval_k > 0) {
+      r.mean_at_k = k_right / (n * static_cast<double>(cfg.train.eval_k));
+      r.pass_at_k = pass / n;
+    }
+    return r;
+  }
+
+  void add_eval(Json& m, const EvalResult& e) const {
+    m["eval/accuracy"] = e.accuracy;
+    if (format_index >= 0) m["eval/format"] = e.format;
+    m["eval/completion_len"] = e.mean_length;
+    if (cfg.train.eval_k > 0) {
+      m["eval/mean@" + std::to_string(cfg.train.eval_k)] = e.mean_at_k;
+      m["eval/pass@" + std::to_string(cfg.train.eval_k)] = e.pass_at_k;
+    }
+  }
+
+  // ---- the update
+  // ----------------------------------------------------------------------------------------------
+  double lr_at(int64_t step_index) const {
+    const auto& o = cfg.optim;
+    if (o.warmup_steps > 0 && step_index < o.warmup_steps)
+      return o.lr * static_cast<double>(step_index + 1) / static_cast<double>(o.warmup_steps);
+    if (o.schedule == "cosine") {
+      const double span = std::max<int64_t>(1, cfg.train.steps - o.warmup_steps);
+      const double progress = std::min(1.0, static_cast<double>(step_index - o.warmup_steps) / span);
+      return o.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + std::cos(M_PI * progress)));
+    }
+    return o.lr;
+  }
+
+  // Forward over rows `rows` of the batch; returns log-probs [B, T] of their completion tokens, the mask, the
+  // completion tokens, and the routed load.
+  struct Forward {
+    at::Tensor logp, logits, mask, expert_load, balance_loss;
+  };
+
+  Forward forward(model::TransformerImpl& m, const Batch& b, const std::vector<size_t>& rows,
+                  bool with_logits, double balance_alpha) {
+    const auto B = static_cast<int64_t>(rows.size());
+    int64_t L = 0, T = 0;
+    for (size_t r : rows) {
+      const auto& c = b.completions[r];
+      const auto P = static_cast<int64_t>(b.prompt_ids[static_cast<size_t>(c.prompt)].size());
+      L = std::max<int64_t>(L, P + static_cast<int64_t>(c.tokens.size()));
+      T = std::max<int64_t>(T, static_cast<int64_t>(c.tokens.size()));
+    }
+    T = std::max<int64_t>(T, 1);
+    std::vector<int64_t> ids(static_cast<size_t>(B * L), pad_id), attn(static_cast<size_t>(B * L), 0);
+    std::vector<int64_t> pos(static_cast<size_t>(B * T), 0), tgt(static_cast<size_t>(B * T), 0);
+    std::vector<float> mask(static_cast<size_t>(B * T), 0.0f);
+    for (int64_t i = 0; i < B; ++i) {
+      const auto& c = b.completions[rows[static_cast<size_t>(i)]];
+      const auto& p = b.prompt_ids[static_cast<size_t>(c.prompt)];
+      const auto P = static_cast<int64_t>(p.size());
+      for (int64_t t = 0; t < P; ++t)
+        ids[static_cast<size_t>(i * L + t)] = p[static_cast<size_t>(t)];
+      for (size_t t = 0; t < c.tokens.size(); ++t)
+        ids[static_cast<size_t>(i * L + P) + t] = c.tokens[t];
+      for (int64_t t = 0; t < P + static_cast<int64_t>(c.tokens.size()); ++t)
+        attn[static_cast<size_t>(i * L + t)] = 1;
+      for (int64_t t = 0; t < T; ++t) {
+        const bool in = t < static_cast<int64_t>(c.tokens.size());
+        pos[static_cast<size_t>(i * T + t)] = std::min(L - 1, P - 1 + t);
+        tgt[static_cast<size_t>(i * T + t)] = in ? c.tokens[static_cast<size_t>(t)] : 0;
+        mask[static_cast<size_t>(i * T + t)] = in ? 1.0f : 0.0f;
+      }
+    }
+    const auto dev = policy.device;
+    auto long_opts = at::TensorOptions().dtype(at::kLong);
+    at::Tensor input = at::from_blob(ids.data(), {B, L}, long_opts).to(dev, false, true);
+    at::Tensor am = at::from_blob(attn.data(), {B, L}, long_opts).to(dev, false, true);
+    at::Tensor gather = at::from_blob(pos.data(), {B, T}, long_opts).to(dev, false, true);
+    at::Tensor target = at::from_blob(tgt.data(), {B, T}, long_opts).to(dev, false, true);
+    Forward f;
+    f.mask = at::from_blob(mask.data(), {B, T}, at::TensorOptions().dtype(at::kFloat)).to(dev, false, true);
+    model::ForwardInput in;
+    in.input_ids = input;
+    in.attention_mask = am;
+    in.compute_logits = false;
+    in.balance_alpha = balance_alpha;
+    model::ForwardOutput out = m.forward(in);
+    at::Tensor h = out.hidden.gather(1, gather.unsqueeze(-1).expand({B, T, out.hidden.size(2)}));
+    at::Tensor logits = m.logits(h);
+    f.logp = token_logprobs(logits, target, cfg.rollout.temperature);
+    if (with_logits) f.logits = logits;
+    f.expert_load = out.expert_load;
+    f.balance_loss = out.balance_loss;
+    return f;
+  }
+
+  Json step_once();
+  void find_reward_roles();
+  void write_samples(const Batch& b, const at::Tensor& adv);
+  void console_line(const Json& m);
+  void save_checkpoint();
+  void load_checkpoint(const std::string& dir);
+  void write_plot();
+};
+
+Json Trainer::State::step_once() {
+  const auto t_step = Clock::now();
+  const int64_t G = cfg.rollout.num_generations;
+  const int64_t P = cfg.train.prompts_per_step;
+  // ---- 1-2. sample and score, refilling zero-variance groups (dynamic sampling)
+  // --------------------------------
+  Batch batch;
+  batch.group = G;
+  double rollout_seconds = 0;
+  int64_t rollout_tokens = 0, rounds = 0, groups_seen = 0, groups_zero = 0;
+  int64_t correct_count = 0, scored = 0;
+  std::vector<double> all_totals;
+  for (int64_t round = 0;; ++round) {
+    const int64_t want = round == 0 ? P : P - static_cast<int64_t>(batch.prompts.size());
+    Batch b = sample(prompts->next(want), G, cfg.rollout.temperature,
+                     item_seed(cfg.rollout.seed ^ cfg.train.seed, static_cast<uint64_t>(step),
+                               static_cast<uint64_t>(round)),
+                     true);
+    rollout_seconds += b.seconds;
+    rollout_tokens += b.decode_tokens;
+    rounds = round + 1;
+    const auto n = static_cast<int64_t>(b.prompts.size());
+    std::vector<double> totals(b.completions.size(), 0.0);
+    std::vector<uint8_t> valid(b.completions.size(), 0);
+    for (size_t i = 0; i < b.completions.size(); ++i) {
+      if (b.scores.total[i]) {
+        totals[i] = *b.scores.total[i];
+        valid[i] = 1;
+        all_totals.push_back(totals[i]);
+      }
+      correct_count += correct(b, i);
+      ++scored;
+    }
+    at::Tensor zero =
+        zero_variance_groups(at::tensor(totals, at::kDouble),
+                             at::tensor(std::vector<int64_t>(valid.begin(), valid.end())).to(at::kBool), G);
+    groups_seen += n;
+    groups_zero += zero.sum().item<int64_t>();
+    const bool last_round = !cfg.grpo.dynamic_sampling || round >= cfg.grpo.max_resample_rounds;
+    for (int64_t g = 0; g < n; ++g) {
+      const bool keep = !cfg.grpo.dynamic_sampling || !zero[g].item<bool>();
+      if (!keep || static_cast<int64_t>(batch.prompts.size()) >= P) continue;
+      const auto new_index = static_cast<int64_t>(batch.prompts.size());
+      batch.prompts.push_back(b.prompts[static_cast<size_t>(g)]);
+      batch.prompt_ids.push_back(b.prompt_ids[static_cast<size_t>(g)]);
+      for (int64_t j = 0; j < G; ++j) {
+        const auto i = static_cast<size_t>(g * G + j);
+        rollout::Completion c = b.completions[i];
+        c.prompt = new_index;
+        batch.completions.push_back(std::move(c));
+        batch.texts.push_back(b.texts[i]);
+      }
+      if (batch.scores.names.empty()) {
+        batch.scores.names = b.scores.names;
+        batch.scores.per_reward.resize(b.scores.per_reward.size());
+      }
+      for (int64_t j = 0; j < G; ++j) {
+        const auto i = static_cast<size_t>(g * G + j);
+        for (size_t r = 0; r < b.scores.per_reward.size(); ++r)
+          batch.scores.per_reward[r].push_back(b.scores.per_reward[r][i]);
+        batch.scores.total.push_back(b.scores.total[i]);
+        batch.scores.extras.push_back(b.scores.extras[i]);
+      }
+    }
+    if (static_cast<int64_t>(batch.prompts.size()) >= P || last_round) break;
+  }
+  const auto N = static_cast<int64_t>(batch.completions.size());
+
+  Json m;
+  m["step"] = step + 1;
+  // ---- 3. advantages and the loss mask
+  // ---------------------------------------------------------------------------
+  std::vector<double> totals(static_cast<size_t>(N), 0.0);
+  std::vector<int64_t> valid(static_cast<size_t>(N), 0);
+  for (int64_t i = 0; i < N; ++i) {
+    const auto& t = batch.scores.total[static_cast<size_t>(i)];
+    if (t) {
+      totals[static_cast<size_t>(i)] = *t;
+      valid[static_cast<size_t>(i)] = 1;
+    }
+  }
+  at::Tensor adv = N > 0
+                       ? compute_advantages(at::tensor(totals, at::kDouble), at::tensor(valid).to(at::kBool),
+                                            G, parse_advantage(cfg.grpo.advantage), cfg.grpo.std_eps)
+                       : at::zeros({0});
+  std::vector<uint8_t> in_loss(static_cast<size_t>(N), 0);
+  LossDenominators den;
+  den.max_length = static_cast<double>(cfg.rollout.max_new_tokens);
+  int64_t truncated = 0, len_sum = 0, len_max = 0;
+  for (int64_t i = 0; i < N; ++i) {
+    const auto& c = batch.completions[static_cast<size_t>(i)];
+    const bool trunc = c.finish == rollout::FinishReason::length;
+    truncated += trunc;
+    len_sum += static_cast<int64_t>(c.tokens.size());
+    len_max = std::max<int64_t>(len_max, static_cast<int64_t>(c.tokens.size()));
+    const bool use =
+        valid[static_cast<size_t>(i)] && !(trunc && cfg.grpo.mask_truncated) && !c.tokens.empty();
+    in_loss[static_cast<size_t>(i)] = use;
+    if (use) {
+      den.tokens += static_cast<double>(c.tokens.size());
+      den.sequences += 1;
+    }
+  }
+
+  // ---- 4. mu passes over micro-batches
+  // ---------------------------------------------------------------------------
+  const auto t_train = Clock::now();
+  LossOptions lo;
+  lo.aggregation = parse_aggregation(cfg.grpo.loss_aggregation);
+  lo.ratio = parse_ratio_level(cfg.grpo.ratio);
+  lo.epsilon_low = cfg.grpo.epsilon_low;
+  lo.epsilon_high = cfg.grpo.epsilon_high;
+  lo.dual_clip = cfg.grpo.dual_clip;
+  lo.beta = cfg.grpo.beta;
+  lo.kl = parse_kl_estimator(cfg.grpo.kl_estimator);
+  const double lr = lr_at(step);
+  for (auto& group : optim->param_groups())
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+
+  std::vector<size_t> loss_rows;
+  for (int64_t i = 0; i < N; ++i)
+    if (in_loss[static_cast<size_t>(i)]) loss_rows.push_back(static_cast<size_t>(i));
+  LossStats total_stats;
+  double loss_sum = 0, entropy_sum = 0, grad_norm = 0;
+  bool finite = true;
+  at::Tensor expert_load;
+  int64_t train_tokens = 0;
+  const auto mb = static_cast<size_t>(cfg.train.micro_batch_size);
+  for (int64_t iter = 0; iter < cfg.grpo.mu && !loss_rows.empty(); ++iter) {
+    optim->zero_grad();
+    double iter_loss = 0;
+    for (size_t start = 0; start < loss_rows.size(); start += mb) {
+      std::vector<size_t> rows(
+          loss_rows.begin() + static_cast<std::ptrdiff_t>(start),
+          loss_rows.begin() + static_cast<std::ptrdiff_t>(std::min(loss_rows.size(), start + mb)));
+      Forward f = forward(*policy.model, batch, rows, iter == 0, cfg.train.balance_alpha);
+      LossInput li;
+      li.logp = f.logp;
+      li.mask = f.mask;
+      {
+        const auto B = static_cast<int64_t>(rows.size());
+        const int64_t T = f.logp.size(1);
+        std::vector<float> old(static_cast<size_t>(B * T), 0.0f), a(static_cast<size_t>(B));
+        for (int64_t r = 0; r < B; ++r) {
+          const auto& c = batch.completions[rows[static_cast<size_t>(r)]];
+          for (size_t t = 0; t < c.logprobs.size(); ++t)
+            old[static_cast<size_t>(r * T) + t] = c.logprobs[t];
+          a[static_cast<size_t>(r)] = adv[static_cast<int64_t>(rows[static_cast<size_t>(r)])].item<float>();
+        }
+        li.old_logp = at::from_blob(old.data(), {B, T}, at::TensorOptions().dtype(at::kFloat))
+                          .to(policy.device, false, true);
+        li.advantages = at::from_blob(a.data(), {B}, at::TensorOptions().dtype(at::kFloat))
+                            .to(policy.device, false, true);
+      }
+      if (cfg.grpo.beta > 0) {
+        c10::NoGradGuard no_grad;
+        li.ref_logp = forward(*ref, batch, rows, false, 0).logp;
+      }
+      LossOutput lout = policy_loss(li, lo, den);
+      at::Tensor loss = lout.loss;
+      if (f.balance_loss.defined())
+        loss = loss +
+               f.balance_loss * (static_cast<double>(rows.size()) / static_cast<double>(loss_rows.size()));
+      loss.backward();
+      iter_loss += loss.item<double>();
+      if (iter == 0) {
+        total_stats.clipped_low += lout.stats.clipped_low;
+        total_stats.clipped_high += lout.stats.clipped_high;
+        total_stats.dual_clipped += lout.stats.dual_clipped;
+        total_stats.kl += lout.stats.kl;
+        total_stats.ratio += lout.stats.ratio;
+        total_stats.tokens += lout.stats.tokens;
+        entropy_sum += (token_entropy(f.logits, cfg.rollout.temperature) * f.mask).sum().item<double>();
+        at::Tensor load = f.expert_load.defined() ? f.expert_load.cpu() : at::Tensor();
+        if (load.defined()) expert_load = expert_load.defined() ? expert_load + load : load;
+      }
+      train_tokens += f.mask.sum().item<int64_t>();
+    }
+    loss_sum = iter_loss;
+    if (!std::isfinite(iter_loss)) {
+      finite = false;
+      break;
+    }
+    grad_norm = cfg.optim.grad_clip > 0
+                    ? torch::nn::utils::clip_grad_norm_(trainable, cfg.optim.grad_clip)
+                    : torch::nn::utils::clip_grad_norm_(trainable, std::numeric_limits<double>::infinity());
+    if (!std::isfinite(grad_norm)) {
+      finite = false;
+      break;
+    }
+    optim->step();
+  }
+  optim->zero_grad();
+  if (!finite) {
+    ++bad_steps;
+    log::warn("step ", step + 1, ": the loss or the gradient is not finite (loss ", loss_sum, ", grad norm ",
+              grad_norm, "); the update is skipped (", bad_steps, " in a row)");
+  } else {
+    bad_steps = 0;
+    if (cfg.train.bias_update_speed > 0 && expert_load.defined() && expert_load.numel() > 0)
+      model::update_routing_bias(*policy.model, expert_load.to(policy.device), cfg.train.bias_update_speed);
+  }
+  if (cfg.grpo.ref_reset_every > 0 && ref && (step + 1) % cfg.grpo.ref_reset_every == 0)
+    copy_weights(*ref, *policy.model);
+  const double train_seconds = seconds_since(t_train);
+
+  // ---- metrics
+  // ---------------------------------------------------------------------------------------------------
+  const MeanStd rew = mean_std(all_totals);
+  m["loss"] = finite ? loss_sum : std::nan("");
+  m["reward"] = rew.mean;
+  m["reward_std"] = rew.std;
+  for (size_t r = 0; r < batch.scores.names.size(); ++r) {
+    std::vector<double> v;
+    for (const auto& x : batch.scores.per_reward[r])
+      if (x) v.push_back(*x);
+    const MeanStd ms = mean_std(v);
+    m["rewards/" + batch.scores.names[r]] = ms.mean;
+    m["rewards/" + batch.scores.names[r] + "_std"] = ms.std;
+  }
+  m["accuracy"] = scored ? static_cast<double>(correct_count) / static_cast<double>(scored) : 0.0;
+  m["zero_std_frac"] =
+      groups_seen ? static_cast<double>(groups_zero) / static_cast<double>(groups_seen) : 0.0;
+  m["completion_len"] = N ? static_cast<double>(len_sum) / static_cast<double>(N) : 0.0;
+  m["completion_len_max"] = len_max;
+  m["truncated_frac"] = N ? static_cast<double>(truncated) / static_cast<double>(N) : 0.0;
+  const double tok = std::max(1.0, total_stats.tokens);
+  m["kl"] = total_stats.kl / tok;
+  m["entropy"] = entropy_sum / tok;
+  m["clip_low"] = total_stats.clipped_low / tok;
+  m["clip_high"] = total_stats.clipped_high / tok;
+  if (cfg.grpo.dual_clip > 1) m["dual_clip"] = total_stats.dual_clipped / tok;
+  m["ratio"] = total_stats.ratio / tok;
+  m["grad_norm"] = grad_norm;
+  m["lr"] = lr;
+  m["groups"] = static_cast<int64_t>(batch.prompts.size());
+  if (cfg.grpo.dynamic_sampling) m["sampling_rounds"] = rounds;
+  if (expert_load.defined() && expert_load.numel() > 0)
+    m["expert_imbalance"] = model::load_imbalance(expert_load).mean().item<double>();
+  m["rollout_tok_s"] = rollout_seconds > 0 ? rollout_tokens / rollout_seconds : 0.0;
+  m["train_tok_s"] = train_seconds > 0 ? train_tokens / train_seconds : 0.0;
+  m["step_s"] = seconds_since(t_step);
+  write_samples(batch, adv);
+  return m;
+}
+
+void Trainer::State::write_samples(const Batch& b, const at::Tensor& adv) {
+  const int64_t want = cfg.log.samples_per_step;
+  const auto n = static_cast<int64_t>(b.completions.size());
+  if (want <= 0 || n == 0) return;
+  const int64_t stride = std::max<int64_t>(1, n / want);
+  for (int64_t k = 0, i = 0; k < want && i < n; ++k, i += stride) {
+    const auto& c = b.completions[static_cast<size_t>(i)];
+    const Prompt& p = b.prompts[static_cast<size_t>(c.prompt)];
+    Json rec;
+    rec["step"] = step + 1;
+    rec["prompt"] = p.text;
+    rec["completion"] = b.texts[static_cast<size_t>(i)];
+    if (p.fields.contains("answer")) rec["answer"] = p.fields["answer"];
+    Json scores = Json::object();
+    for (size_t r = 0; r < b.scores.names.size(); ++r) {
+      const auto& v = b.scores.per_reward[r][static_cast<size_t>(i)];
+      scores[b.scores.names[r]] = v ? Json(*v) : Json(nullptr);
+    }
+    rec["rewards"] = scores;
+    const auto& t = b.scores.total[static_cast<size_t>(i)];
+    rec["total"] = t ? Json(*t) : Json(nullptr);
+    rec["advantage"] = adv[i].item<double>();
+    rec["finish"] = std::string(rollout::finish_reason_name(c.finish));
+    rec["tokens"] = static_cast<int64_t>(c.tokens.size());
+    samples->write(rec);
+  }
+}
+
+void Trainer::State::console_line(const Json& m) {
+  if (!opts.console) return;
+  const int64_t s = m["step"].get<int64_t>();
+  if (s % cfg.log.every != 0 && s != cfg.train.steps) return;
+  const double elapsed = seconds_since(started);
+  const double per_step = steps_this_process > 0 ? elapsed / static_cast<double>(steps_this_process) : 0;
+  char buf[512];
+  std::snprintf(
+      buf, sizeof buf,
+      "step %lld/%lld | reward %.3f ± %.3f | acc %5.1f%% | len %5.1f | kl %.4f | ent %.3f | clip %.3f | "
+      "gnorm %.3f | %.2f s/step | ETA %s",
+      static_cast<long long>(s), static_cast<long long>(cfg.train.steps), m["reward"].get<double>(),
+      m["reward_std"].get<double>(), 100 * m["accuracy"].get<double>(), m["completion_len"].get<double>(),
+      m["kl"].get<double>(), m["entropy"].get<double>(),
+      m["clip_low"].get<double>() + m["clip_high"].get<double>(), m["grad_norm"].get<double>(),
+      m["step_s"].get<double>(),
+      format_duration(per_step * static_cast<double>(cfg.train.steps - s)).c_str());
+  std::string line = buf;
+  if (m.contains("eval/accuracy"))
+    line += " | eval acc " +
+            std::to_string(static_cast<int>(std::lround(100 * m["eval/accuracy"].get<double>()))) + "%";
+  log::info(line);
+}
+
+void Trainer::State::write_plot() {
+  write_run_plot(run_dir, history);
+}
+
+// ---- checkpoints
+// -------------------------------------------------------------------------------------------------
+
+void Trainer::State::save_checkpoint() {
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  io::make_dirs(root.string());
+  const std::string name = "step-" + std::to_string(step);
+  const fs::path tmp = root / (".tmp-" + name);
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  save_policy(policy, (tmp / "model").string());
+  if (ref) model::save_pretrained(*ref, (tmp / "ref").string(), {.dtype = at::kFloat});
+  {
+    torch::serialize::OutputArchive ar;
+    optim->save(ar);
+    std::ostringstream os;
+    ar.save_to(os);
+    io::write_file_atomic((tmp / "optimizer.pt").string(), os.str());
+  }
+  {
+    at::Tensor state = at::detail::getDefaultCPUGenerator().get_state();
+    io::save_safetensors((tmp / "rng.safetensors").string(), {{"cpu_generator", state}});
+  }
+  Json st;
+  st["step"] = step;
+  st["prompts"] = prompts->state();
+  st["bad_steps"] = bad_steps;
+  st["files"] = checksum_tree(tmp.string());
+  io::write_file_atomic((tmp / "trainer_state.json").string(), st.dump(2));
+  fsync_dir(tmp.string());
+  const fs::path final_dir = root / name;
+  fs::remove_all(final_dir);
+  fs::rename(tmp, final_dir);
+  fsync_dir(root.string());
+  io::write_file_atomic((root / "latest").string(), name + "\n");
+  // Keep the newest train.keep_checkpoints.
+  std::vector<std::pair<int64_t, fs::path>> all;
+  for (const auto& e : fs::directory_iterator(root)) {
+    const std::string n = e.path().filename().string();
+    if (e.is_directory() && n.rfind("step-", 0) == 0) all.push_back({std::stoll(n.substr(5)), e.path()});
+  }
+  std::sort(all.begin(), all.end());
+  while (static_cast<int64_t>(all.size()) > cfg.train.keep_checkpoints) {
+    fs::remove_all(all.front().second);
+    all.erase(all.begin());
+  }
+  log::info("checkpoint: ", final_dir.string());
+}
+
+void Trainer::State::load_checkpoint(const std::string& dir) {
+  const Json st = read_json_file((fs::path(dir) / "trainer_state.json").string());
+  verify_tree(dir, st.at("files"));
+  step = st.at("step").get<int64_t>();
+  bad_steps = st.value("bad_steps", int64_t{0});
+  prompts->restore(st.at("prompts"));
+  {
+    torch::serialize::InputArchive ar;
+    ar.load_from((fs::path(dir) / "optimizer.pt").string());
+    optim->load(ar);
+  }
+  {
+    io::Checkpoint rng = io::Checkpoint::open((fs::path(dir) / "rng.safetensors").string());
+    at::Generator gen = at::detail::getDefaultCPUGenerator();
+    gen.set_state(rng.tensor("cpu_generator"));
+  }
+  if (ref && fs::exists(fs::path(dir) / "ref")) {
+    model::Transformer saved = model::load_pretrained((fs::path(dir) / "ref").string());
+    copy_weights(*ref, *saved);
+  }
+}
+
+void Trainer::State::find_reward_roles() {
+  if (!cfg.train.accuracy_reward.empty()) {
+    auto it = std::find(reward_names.begin(), reward_names.end(), cfg.train.accuracy_reward);
+    AHA_CHECK(it != reward_names.end(), "train.accuracy_reward \"", cfg.train.accuracy_reward,
+              "\" is not among reward.functions");
+    accuracy_index = static_cast<int>(it - reward_names.begin());
+  } else {
+    for (size_t i = 0; i < reward_names.size() && accuracy_index < 0; ++i)
+      if (std::find(kAccuracyLike.begin(), kAccuracyLike.end(), reward_names[i]) != kAccuracyLike.end())
+        accuracy_index = static_cast<int>(i);
+  }
+  for (size_t i = 0; i < reward_names.size(); ++i)
+    if (reward_names[i] == "format") format_index = static_cast<int>(i);
+}
+
+// ---- Trainer
+// -------------------------------------------------------------------------------------------------------
+
+Trainer::Trainer(Config config, const reward::Registry& registry, TrainerOptions options)
+    : s_(std::make_unique<State>()) {
+  State& s = *s_;
+  s.cfg = std::move(config);
+  s.opts = std::move(options);
+  s.run_dir = s.cfg.train.run_dir;
+  AHA_CHECK(!s.run_dir.empty(), "train.run_dir is empty");
+  std::string checkpoint;
+  if (s.opts.eval_only) {
+    s.policy = make_policy(s.cfg.model, s.cfg.data);
+    s.pad_id = s.policy.tokenizer->special_tokens().pad.value_or(0);
+    s.prompts = std::make_unique<PromptSource>(s.cfg.data);
+    s.rewards = std::make_unique<reward::RewardSet>(s.cfg.reward.functions, registry);
+    for (const auto& f : s.cfg.reward.functions)
+      s.reward_names.push_back(f.name);
+    s.find_reward_roles();
+    return;
+  }
+  if (s.opts.resume) {
+    checkpoint = latest_checkpoint(s.run_dir);
+    AHA_CHECK(!checkpoint.empty(), "cannot resume: no checkpoint in ", s.run_dir, "/checkpoints");
+  } else if (fs::exists(fs::path(s.run_dir) / "checkpoints")) {
+    AHA_FAIL("the run directory ", s.run_dir, " already holds a run: resume it with `aha train --resume ",
+             s.run_dir, "`, or choose another train.run_dir");
+  }
+  io::make_dirs(s.run_dir);
+  if (s.cfg.log.file) log::open_file((fs::path(s.run_dir) / "aha.log").string());
+
+  ModelSection ms = s.cfg.model;
+  if (!checkpoint.empty()) ms.path = (fs::path(checkpoint) / "model").string();
+  s.policy = make_policy(ms, s.cfg.data);
+  s.pad_id = s.policy.tokenizer->special_tokens().pad.value_or(0);
+  if (s.cfg.grpo.beta > 0) {
+    s.ref = model::Transformer(s.policy.model->config());
+    s.ref->to(s.policy.device);
+    copy_weights(*s.ref, *s.policy.model);
+    for (auto& p : s.ref->parameters())
+      p.set_requires_grad(false);
+  }
+  s.prompts = std::make_unique<PromptSource>(s.cfg.data);
+  s.rewards = std::make_unique<reward::RewardSet>(s.cfg.reward.functions, registry);
+  for (const auto& f : s.cfg.reward.functions)
+    s.reward_names.push_back(f.name);
+  s.find_reward_roles();
+
+  // AdamW with decoupled weight decay on matrices only (not on norms, biases or embeddings).
+  std::vector<at::Tensor> decay, no_decay;
+  for (const auto& item : s.policy.model->named_parameters(true)) {
+    if (!item.value().requires_grad()) continue;
+    const bool exempt = item.value().dim() < 2 || item.key().find("embed_tokens") != std::string::npos;
+    (exempt ? no_decay : decay).push_back(item.value());
+    s.trainable.push_back(item.value());
+  }
+  auto opt = torch::optim::AdamWOptions(s.cfg.optim.lr)
+                 .betas({s.cfg.optim.adam_beta1, s.cfg.optim.adam_beta2})
+                 .eps(s.cfg.optim.adam_eps)
+                 .weight_decay(s.cfg.optim.weight_decay);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(opt));
+  auto nd = std::make_unique<torch::optim::AdamWOptions>(opt);
+  nd->weight_decay(0);
+  groups.emplace_back(no_decay, std::move(nd));
+  s.optim = std::make_unique<torch::optim::AdamW>(groups, opt);
+
+  if (!checkpoint.empty()) {
+    s.load_checkpoint(checkpoint);
+    truncate_jsonl_after_step((fs::path(s.run_dir) / "metrics.jsonl").string(), s.step);
+    truncate_jsonl_after_step((fs::path(s.run_dir) / "samples.jsonl").string(), s.step);
+    log::info("resumed ", s.run_dir, " at step ", s.step, " from ", checkpoint);
+  } else {
+    io::write_file_atomic((fs::path(s.run_dir) / "config.json").string(), to_json(s.cfg).dump(2) + "\n");
+    fs::remove(fs::path(s.run_dir) / "metrics.jsonl");
+    fs::remove(fs::path(s.run_dir) / "samples.jsonl");
+  }
+  s.history = read_metrics((fs::path(s.run_dir) / "metrics.jsonl").string());
+  s.metrics = std::make_unique<io::JsonlWriter>((fs::path(s.run_dir) / "metrics.jsonl").string(), true);
+  s.samples = std::make_unique<io::JsonlWriter>((fs::path(s.run_dir) / "samples.jsonl").string(), true);
+}
+
+Trainer::~Trainer() = default;
+
+int64_t Trainer::step_index() const {
+  return s_->step;
+}
+const Config& Trainer::config() const {
+  return s_->cfg;
+}
+EvalResult Trainer::evaluate() {
+  return s_->evaluate();
+}
+void Trainer::save_checkpoint() {
+  s_->save_checkpoint();
+}
+
+Json Trainer::step() {
+  State& s = *s_;
+  Json m = s.step_once();
+  ++s.step;
+  ++s.steps_this_process;
+  if (s.cfg.train.eval_every > 0 && s.step % s.cfg.train.eval_every == 0 && s.step < s.cfg.train.steps)
+    s.add_eval(m, s.evaluate());
+  return m;
+}
+
+RunSummary Trainer::run() {
+  State& s = *s_;
+  RunSummary summary;
+  summary.run_dir = s.run_dir;
+  s.started = Clock::now();
+  const auto t0 = Clock::now();
+  if (s.step == 0 && s.cfg.train.eval_at_start) {
+    log::info("evaluating on ", s.prompts->eval().size(), " held-out prompts before training");
+    EvalResult before = s.evaluate();
+    summary.before = before;
+    Json m;
+    m["step"] = 0;
+    s.add_eval(m, before);
+    s.metrics->write(m);
+    s.history.push_back(m);
+    log::info("before RL: held-out accuracy ", 100 * before.accuracy, "%");
+  }
+  while (s.step < s.cfg.train.steps) {
+    if (stop_requested()) {
+      log::warn("stop requested: writing a checkpoint at step ", s.step);
+      summary.stopped_early = true;
+      break;
+    }
+    Json m = step();
+    if (s.step == s.cfg.train.steps) {
+      EvalResult after = s.evaluate();
+      summary.after = after;
+      s.add_eval(m, after);
+    }
+    s.metrics->write(m);
+    s.history.push_back(m);
+    s.console_line(m);
+    if (s.opts.on_step) s.opts.on_step(m);
+    if (m.contains("eval/accuracy")) s.write_plot();
+    if (s.bad_steps >= s.cfg.train.max_bad_steps) {
+      log::error(s.bad_steps, " steps in a row had a non-finite loss: stopping with a checkpoint");
+      summary.stopped_early = true;
+      break;
+    }
+    if (s.cfg.train.save_every > 0 && s.step % s.cfg.train.save_every == 0 && s.step < s.cfg.train.steps)
+      s.save_checkpoint();
+  }
+  s.save_checkpoint();
+  s.write_plot();
+  summary.steps = s.step;
+  summary.seconds = seconds_since(t0);
+  summary.plot_path = (fs::path(s.run_dir) / "plot.png").string();
+  log::flush();
+  return summary;
+}
+
+Config load_run_config(const std::string& run_dir, const std::vector<std::string>& overrides) {
+  const std::string path = (fs::path(run_dir) / "config.json").string();
+  AHA_CHECK(fs::exists(path), "no config.json in ", run_dir, ": not a run directory");
+  return load_config(path, overrides);
+}
+
+std::string latest_checkpoint(const std::string& run_dir) {
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  const fs::path latest = root / "latest";
+  if (!fs::exists(latest)) return "";
+  std::string name = io::read_file(latest.string());
+  while (!name.empty() && (name.back() == '\n' || name.back() == ' '))
+    name.pop_back();
+  const fs::path dir = root / name;
+  AHA_CHECK(fs::exists(dir / "trainer_state.json"), latest.string(), " names ", name,
+            " but that checkpoint is missing or incomplete");
+  return dir.string();
+}
+
+}  // namespace aha::rl
