@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "../support/run_cli.h"
@@ -16,8 +18,9 @@ namespace {
 
 const std::string kData = std::string(AHA_TEST_DATA) + "/reward/";
 
+// A file in the temp directory, named after this process too (other builds' tests may run at the same time).
 std::string temp_file(const std::string& name, const std::string& text) {
-  const auto p = (fs::temp_directory_path() / name).string();
+  const auto p = (fs::temp_directory_path() / (std::to_string(getpid()) + "_" + name)).string();
   aha::io::write_file_atomic(p, text);
   return p;
 }
@@ -53,7 +56,8 @@ TEST(ScoreCli, TakesARunConfigAndWritesPerSampleScores) {
                 "\"solution\": \"6+6 = 12\\n#### 12\", \"completion_tokens\": 15, \"id\": 7}\n"
                 "\n"
                 "{\"completion\": \"<think>x</think><answer>13</answer>\", \"solution\": \"#### 12\"}\n");
-  const auto output = (fs::temp_directory_path() / "aha_score_out.jsonl").string();
+  const auto output =
+      (fs::temp_directory_path() / (std::to_string(getpid()) + "_aha_score_out.jsonl")).string();
   const auto r = aha::test::run_cli("score -r " + config + " -i " + input + " -o " + output);
   ASSERT_EQ(r.status, 0) << r.out;
   EXPECT_THAT(r.out, HasSubstr("format#1"));

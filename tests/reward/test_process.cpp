@@ -12,6 +12,8 @@
 #include <sstream>
 #include <thread>
 
+#include <unistd.h>
+
 #include "../support/error_of.h"
 #include "aha/core/config.h"
 #include "aha/core/log.h"
@@ -36,9 +38,14 @@ ProcessOptions worker(double timeout_s = 10) {
   return o;
 }
 
-// Warnings go to a file for the test to read instead of the console.
+// Warnings go to a file for the test to read instead of the console; one file per test and process, since
+// ctest runs tests in parallel.
 struct LogCapture {
-  std::string path = (std::filesystem::temp_directory_path() / "aha_test_process_log.txt").string();
+  std::string path =
+      (std::filesystem::temp_directory_path() /
+       ("aha_test_process_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
+        "_" + std::to_string(getpid()) + ".log"))
+          .string();
   aha::log::Level saved = aha::log::level();
   LogCapture() {
     std::filesystem::remove(path);
@@ -48,6 +55,7 @@ struct LogCapture {
   }
   ~LogCapture() {
     aha::log::close_file();
+    std::filesystem::remove(path);
     aha::log::set_level(saved);
     aha::log::set_console(true);
   }
@@ -221,7 +229,8 @@ TEST(ProcessReward, ChunksBatchesAndServesThreadsOneAtATime) {
 
 TEST(ProcessReward, ArgvIsPassedAsIsWithoutAShell) {
   ProcessOptions o = worker();
-  const std::string marker = (std::filesystem::temp_directory_path() / "aha_no_shell_marker").string();
+  const std::string marker =
+      (std::filesystem::temp_directory_path() / ("aha_no_shell_marker_" + std::to_string(getpid()))).string();
   std::filesystem::remove(marker);
   o.argv.push_back("a b; touch " + marker);
   o.argv.push_back("$(touch " + marker + ")");
