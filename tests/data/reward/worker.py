@@ -39,5 +39,5 @@ for line in sys.stdin:
         answer += "\n" + answer
     print(answer, flush=True)
     if "LATE" in text:
-        time.sleep(0.05)
+        time.sleep(0.01)
         print("a stray line", flush=True)
