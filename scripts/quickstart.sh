@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
-# Sets everything up, builds the `aha` executable, and runs the main job on the embedded default config
-# (configs/default.json, compiled in). Extra arguments go to that job, e.g. --set train.steps=50.
-# Until the trainer lands (see CHANGELOG.md), the main job is what exists: the build report and the resolved run.
+# The default run, start to finish: set up, build `aha`, make the base model with `aha pretrain` (configs/base.json,
+# skipped when runs/base/model exists), then run R1-Zero-style GRPO on it with the embedded default config
+# (configs/default.json). Prints the held-out accuracy before and after RL and the path of the plot.
+# Extra arguments go to `aha train`, e.g. --set train.steps=30. A previous runs/default is moved to runs/default.prev.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 "$AHA_ROOT/scripts/setup.sh"
-aha_configure -DAHA_BUILD_TESTS=ON -DAHA_BUILD_EXAMPLES=ON >/dev/null
+aha_configure >/dev/null
 cmake --build "$AHA_BUILD" --target aha_cli
-"$AHA_BUILD/aha" info
-"$AHA_BUILD/aha" config "$@"
+cd "$AHA_ROOT"
+start=$(date +%s)
+if [[ ! -f runs/base/model/config.json ]]; then
+  rm -rf runs/base
+  "$AHA_BUILD/aha" pretrain --config configs/base.json
+fi
+if [[ -d runs/default ]]; then
+  rm -rf runs/default.prev
+  mv runs/default runs/default.prev
+fi
+"$AHA_BUILD/aha" train "$@"
+echo "run time (pretraining + RL, after the build): $(( $(date +%s) - start )) s"

@@ -1,6 +1,7 @@
 #include "aha/rl/tasks.h"
 
 #include <algorithm>
+#include <cctype>
 #include <random>
 
 #include "aha/core/error.h"
@@ -163,44 +164,48 @@ std::string random_word(std::mt19937_64& rng, int64_t min_len, int64_t max_len) 
   return w;
 }
 
-std::string spaced(const std::string& w) {
-  std::string s;
-  for (size_t i = 0; i < w.size(); ++i) {
-    if (i) s += ' ';
-    s += w[i];
-  }
-  return s;
+std::string random_digits(std::mt19937_64& rng, int64_t min_len, int64_t max_len) {
+  std::string w;
+  const int64_t n = uniform(rng, min_len, max_len);
+  for (int64_t i = 0; i < n; ++i)
+    w += static_cast<char>('0' + uniform(rng, 0, 9));
+  return w;
 }
 
-// One think/answer document of a string task (never arithmetic).
+// One think/answer document of a string task over letters or digits (never arithmetic).
 std::string layout_document(std::mt19937_64& rng) {
-  const std::string w = random_word(rng, 2, 6);
+  // Letters or digits: strings to copy, reverse, sort, count or echo (never sums).
+  const std::string w = uniform(rng, 0, 1) ? random_word(rng, 2, 6) : random_digits(rng, 1, 4);
   std::string question, think, answer;
-  switch (uniform(rng, 0, 3)) {
-    case 0: {
+  int64_t kind = uniform(rng, 0, 4);
+  if (kind == 4 && !std::isalpha(static_cast<unsigned char>(w[0]))) kind = 1;  // only words are echoed
+  switch (kind) {
+    case 0:
       question = "reverse " + w;
       answer = std::string(w.rbegin(), w.rend());
-      think = spaced(answer);
+      think = question + "=" + answer;
       break;
-    }
     case 1:
       question = "copy " + w;
       answer = w;
-      think = spaced(w);
+      think = question + "=" + answer;
       break;
-    case 2: {
+    case 2:
       question = "sort " + w;
       answer = w;
       std::sort(answer.begin(), answer.end());
-      think = spaced(answer);
+      think = question + "=" + answer;
       break;
-    }
-    default: {
+    case 3:
       question = "count " + w;
       answer = std::to_string(w.size());
-      think = spaced(w);
+      think = question + "=" + answer;
       break;
-    }
+    default:  // echo: the bare string
+      question = w;
+      answer = w;
+      think = question + "=" + answer;
+      break;
   }
   return "User: " + question + "\nAssistant: <think> " + think + " </think> <answer>" + answer + "</answer>";
 }
@@ -236,12 +241,18 @@ Corpus::Corpus(const std::string& name, const Json& params, std::unordered_set<s
 std::string Corpus::document(uint64_t seed, uint64_t index) const {
   std::mt19937_64 rng(item_seed(seed, index, 3));
   if (unit(rng) < fact_share_) {
-    for (uint64_t k = 0;; ++k) {
+    // One to six facts in a line, so that a fact is known anywhere in a text, not only at its start.
+    std::string doc;
+    const int64_t facts = uniform(rng, 1, 6);
+    for (uint64_t k = 0; static_cast<int64_t>(k) < facts * 100 && doc.size() < 200; ++k) {
       Json fact = arithmetic_->make(item_seed(seed, index, 4), k);
       const std::string q = fact["question"].get<std::string>();
       if (exclude_.count(q)) continue;
-      return q + "=" + fact["answer"].get<std::string>();
+      if (!doc.empty()) doc += ' ';
+      doc += q + "=" + fact["answer"].get<std::string>();
+      if (std::count(doc.begin(), doc.end(), '=') >= facts) break;
     }
+    return doc;
   }
   return layout_document(rng);
 }

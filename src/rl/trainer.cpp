@@ -761,7 +761,7 @@ Trainer::Trainer(Config config, const reward::Registry& registry, TrainerOptions
     s.policy = make_policy(s.cfg.model, s.cfg.data);
     s.pad_id = s.policy.tokenizer->special_tokens().pad.value_or(0);
     s.prompts = std::make_unique<PromptSource>(s.cfg.data);
-    s.rewards = std::make_unique<reward::RewardSet>(s.cfg.reward.functions, registry);
+    s.rewards = std::make_unique<reward::RewardSet>(s.cfg.reward, registry);
     for (const auto& f : s.cfg.reward.functions)
       s.reward_names.push_back(f.name);
     s.find_reward_roles();
@@ -789,7 +789,7 @@ Trainer::Trainer(Config config, const reward::Registry& registry, TrainerOptions
       p.set_requires_grad(false);
   }
   s.prompts = std::make_unique<PromptSource>(s.cfg.data);
-  s.rewards = std::make_unique<reward::RewardSet>(s.cfg.reward.functions, registry);
+  s.rewards = std::make_unique<reward::RewardSet>(s.cfg.reward, registry);
   for (const auto& f : s.cfg.reward.functions)
     s.reward_names.push_back(f.name);
   s.find_reward_roles();

@@ -1,7 +1,7 @@
 // The run configuration: one plain struct per section, every field with its default and a one-line doc.
 //
 // A run is described by JSON with these sections (any may be omitted; absent fields keep their defaults):
-//   model, data, rollout, reward, grpo, optim, train, dist, log
+//   model, data, rollout, reward, grpo, optim, train, pretrain, dist, log
 // `load_config` reads a file and applies `--set a.b.c=value` overrides; every error names the file (or the
 // --set) and the JSON path. `aha config --explain` prints every field with its type, default and doc. The
 // defaults follow R1-Zero / DAPO practice where they exist (see ../shared/spec/grpo.md).

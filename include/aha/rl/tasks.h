@@ -12,8 +12,8 @@
 // The pretraining corpus of the default run's base model (`corpus_document`), "r1_base": what the base
 // model sees before RL, one document per call:
 //   - arithmetic facts in plain form, "37+45=82" (the arithmetic task's questions, minus a held-out set);
-//   - the think/answer layout on OTHER tasks (reversing, copying, sorting and counting letters), written
-//     "User: reverse abc\nAssistant: <think> ... </think> <answer>cba</answer>".
+//   - the think/answer layout on OTHER tasks (reversing, copying, sorting and counting letters or digits),
+//     written "User: reverse abc\nAssistant: <think> abc reversed is cba </think> <answer>cba</answer>".
 // It never holds an arithmetic question answered in the think/answer layout: combining the two is left to RL.
 #pragma once
 
