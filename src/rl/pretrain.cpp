@@ -18,6 +18,7 @@
 #include "aha/io/plot.h"
 #include "aha/model/balance.h"
 #include "aha/model/checkpoint.h"
+#include "aha/rl/optimizer.h"
 #include "aha/rl/policy.h"
 #include "aha/rl/prompts.h"
 #include "aha/rl/run_files.h"
@@ -91,18 +92,6 @@ class Documents {
   size_t excluded_ = 0;
 };
 
-double lr_at(const Config& c, int64_t step) {
-  const auto& o = c.optim;
-  if (o.warmup_steps > 0 && step < o.warmup_steps)
-    return o.lr * static_cast<double>(step + 1) / o.warmup_steps;
-  if (o.schedule == "cosine") {
-    const double span = std::max<int64_t>(1, c.train.steps - o.warmup_steps);
-    const double progress = std::min(1.0, static_cast<double>(step - o.warmup_steps) / span);
-    return o.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + std::cos(M_PI * progress)));
-  }
-  return o.lr;
-}
-
 }  // namespace
 
 PretrainSummary pretrain(const Config& config, const PretrainOptions& options) {
@@ -126,23 +115,9 @@ PretrainSummary pretrain(const Config& config, const PretrainOptions& options) {
   const auto special = policy.tokenizer->special_tokens();
   const int64_t bos = special.bos.value_or(-1), eos = special.eos.value_or(-1), pad = special.pad.value_or(0);
 
-  std::vector<at::Tensor> decay, no_decay, all;
-  for (const auto& item : model.named_parameters(true)) {
-    if (!item.value().requires_grad()) continue;
-    const bool exempt = item.value().dim() < 2 || item.key().find("embed_tokens") != std::string::npos;
-    (exempt ? no_decay : decay).push_back(item.value());
-    all.push_back(item.value());
-  }
-  auto opt = torch::optim::AdamWOptions(c.optim.lr)
-                 .betas({c.optim.adam_beta1, c.optim.adam_beta2})
-                 .eps(c.optim.adam_eps)
-                 .weight_decay(c.optim.weight_decay);
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(opt));
-  auto nd = std::make_unique<torch::optim::AdamWOptions>(opt);
-  nd->weight_decay(0);
-  groups.emplace_back(no_decay, std::move(nd));
-  torch::optim::AdamW optim(groups, opt);
+  std::vector<at::Tensor> all;
+  std::unique_ptr<torch::optim::AdamW> optimizer = make_adamw(model, c.optim, &all);
+  torch::optim::AdamW& optim = *optimizer;
 
   Documents docs(c);
   uint64_t next_doc = 0;
@@ -237,9 +212,8 @@ PretrainSummary pretrain(const Config& config, const PretrainOptions& options) {
       loss = loss + ml;
     }
     if (out.balance_loss.defined()) loss = loss + out.balance_loss;
-    const double lr = lr_at(c, step);
-    for (auto& g : optim.param_groups())
-      static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+    const double lr = scheduled_lr(c.optim, step, c.train.steps);
+    set_lr(optim, lr);
     optim.zero_grad();
     loss.backward();
     const double gn = torch::nn::utils::clip_grad_norm_(

@@ -25,6 +25,7 @@
 #include "aha/model/checkpoint.h"
 #include "aha/reward/reward_set.h"
 #include "aha/rl/grpo.h"
+#include "aha/rl/optimizer.h"
 #include "aha/rl/policy.h"
 #include "aha/rl/run_files.h"
 #include "aha/rollout/sampler.h"
@@ -277,17 +278,6 @@ struct Trainer::State {
 
   // ---- the update
   // ----------------------------------------------------------------------------------------------
-  double lr_at(int64_t step_index) const {
-    const auto& o = cfg.optim;
-    if (o.warmup_steps > 0 && step_index < o.warmup_steps)
-      return o.lr * static_cast<double>(step_index + 1) / static_cast<double>(o.warmup_steps);
-    if (o.schedule == "cosine") {
-      const double span = std::max<int64_t>(1, cfg.train.steps - o.warmup_steps);
-      const double progress = std::min(1.0, static_cast<double>(step_index - o.warmup_steps) / span);
-      return o.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + std::cos(M_PI * progress)));
-    }
-    return o.lr;
-  }
 
   // Forward over rows `rows` of the batch; returns log-probs [B, T] of their completion tokens, the mask, the
   // completion tokens, and the routed load.
@@ -473,9 +463,8 @@ Json Trainer::State::step_once() {
   lo.dual_clip = cfg.grpo.dual_clip;
   lo.beta = cfg.grpo.beta;
   lo.kl = parse_kl_estimator(cfg.grpo.kl_estimator);
-  const double lr = lr_at(step);
-  for (auto& group : optim->param_groups())
-    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  const double lr = scheduled_lr(cfg.optim, step, cfg.train.steps);
+  set_lr(*optim, lr);
 
   std::vector<size_t> loss_rows;
   for (int64_t i = 0; i < N; ++i)
@@ -794,24 +783,7 @@ Trainer::Trainer(Config config, const reward::Registry& registry, TrainerOptions
     s.reward_names.push_back(f.name);
   s.find_reward_roles();
 
-  // AdamW with decoupled weight decay on matrices only (not on norms, biases or embeddings).
-  std::vector<at::Tensor> decay, no_decay;
-  for (const auto& item : s.policy.model->named_parameters(true)) {
-    if (!item.value().requires_grad()) continue;
-    const bool exempt = item.value().dim() < 2 || item.key().find("embed_tokens") != std::string::npos;
-    (exempt ? no_decay : decay).push_back(item.value());
-    s.trainable.push_back(item.value());
-  }
-  auto opt = torch::optim::AdamWOptions(s.cfg.optim.lr)
-                 .betas({s.cfg.optim.adam_beta1, s.cfg.optim.adam_beta2})
-                 .eps(s.cfg.optim.adam_eps)
-                 .weight_decay(s.cfg.optim.weight_decay);
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(opt));
-  auto nd = std::make_unique<torch::optim::AdamWOptions>(opt);
-  nd->weight_decay(0);
-  groups.emplace_back(no_decay, std::move(nd));
-  s.optim = std::make_unique<torch::optim::AdamW>(groups, opt);
+  s.optim = make_adamw(*s.policy.model, s.cfg.optim, &s.trainable);
 
   if (!checkpoint.empty()) {
     s.load_checkpoint(checkpoint);

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -147,7 +149,8 @@ TEST(PromptSource, TaskTrainingNeverDrawsHeldOutQuestionsAndResumes) {
 }
 
 TEST(PromptSource, JsonlFieldMappingSplitAndEpochs) {
-  const auto dir = std::filesystem::temp_directory_path() / "aha_prompts_test";
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("aha_prompts_test_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const std::string path = (dir / "p.jsonl").string();
   {

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 
@@ -15,6 +17,11 @@ namespace aha::rl {
 namespace {
 
 namespace fs = std::filesystem;
+
+// A run directory of this process (parallel test runs on one machine must not share them).
+fs::path temp_run(const std::string& name) {
+  return fs::temp_directory_path() / (name + "_" + std::to_string(::getpid()));
+}
 
 Config tiny_run(const std::string& dir) {
   Config c = parse_config(R"({
@@ -51,7 +58,7 @@ reward::Registry builtins() {
 }
 
 TEST(Trainer, RunDirectoryHoldsConfigMetricsSamplesCheckpointsAndPlot) {
-  const fs::path dir = fs::temp_directory_path() / "aha_trainer_files";
+  const fs::path dir = temp_run("aha_trainer_files");
   fs::remove_all(dir);
   reward::Registry reg = builtins();
   Trainer t(tiny_run(dir.string()), reg, {.console = false});
@@ -110,8 +117,8 @@ TEST(Trainer, RunDirectoryHoldsConfigMetricsSamplesCheckpointsAndPlot) {
 }
 
 TEST(Trainer, ResumedRunMatchesAnUninterruptedOneBitForBit) {
-  const fs::path a = fs::temp_directory_path() / "aha_trainer_straight";
-  const fs::path b = fs::temp_directory_path() / "aha_trainer_resumed";
+  const fs::path a = temp_run("aha_trainer_straight");
+  const fs::path b = temp_run("aha_trainer_resumed");
   fs::remove_all(a);
   fs::remove_all(b);
   reward::Registry reg = builtins();
@@ -147,10 +154,12 @@ TEST(Trainer, ResumedRunMatchesAnUninterruptedOneBitForBit) {
     EXPECT_TRUE(io::read_file((a / "checkpoints/step-4" / f).string()) ==
                 io::read_file((b / "checkpoints/step-4" / f).string()))
         << f << " differs";
+  fs::remove_all(a);
+  fs::remove_all(b);
 }
 
 TEST(Trainer, DamagedCheckpointIsRefusedWithTheFileNamed) {
-  const fs::path dir = fs::temp_directory_path() / "aha_trainer_damaged";
+  const fs::path dir = temp_run("aha_trainer_damaged");
   fs::remove_all(dir);
   reward::Registry reg = builtins();
   Config c = tiny_run(dir.string());

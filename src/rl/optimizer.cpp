@@ -1,0 +1,47 @@
+#include "aha/rl/optimizer.h"
+
+#include <torch/nn/module.h>
+#include <torch/optim/adamw.h>
+
+#include <cmath>
+
+namespace aha::rl {
+
+std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, const OptimSection& o,
+                                                std::vector<at::Tensor>* trainable) {
+  std::vector<at::Tensor> decay, no_decay;
+  for (const auto& item : model.named_parameters(true)) {
+    if (!item.value().requires_grad()) continue;
+    const bool exempt = item.value().dim() < 2 || item.key().find("embed_tokens") != std::string::npos;
+    (exempt ? no_decay : decay).push_back(item.value());
+    if (trainable) trainable->push_back(item.value());
+  }
+  auto opt = torch::optim::AdamWOptions(o.lr)
+                 .betas({o.adam_beta1, o.adam_beta2})
+                 .eps(o.adam_eps)
+                 .weight_decay(o.weight_decay);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(opt));
+  auto exempt = std::make_unique<torch::optim::AdamWOptions>(opt);
+  exempt->weight_decay(0);
+  groups.emplace_back(no_decay, std::move(exempt));
+  return std::make_unique<torch::optim::AdamW>(groups, opt);
+}
+
+double scheduled_lr(const OptimSection& o, int64_t step, int64_t total_steps) {
+  if (o.warmup_steps > 0 && step < o.warmup_steps)
+    return o.lr * static_cast<double>(step + 1) / static_cast<double>(o.warmup_steps);
+  if (o.schedule == "cosine") {
+    const double span = static_cast<double>(std::max<int64_t>(1, total_steps - o.warmup_steps));
+    const double progress = std::min(1.0, static_cast<double>(step - o.warmup_steps) / span);
+    return o.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + std::cos(M_PI * progress)));
+  }
+  return o.lr;
+}
+
+void set_lr(torch::optim::AdamW& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups())
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+}
+
+}  // namespace aha::rl
