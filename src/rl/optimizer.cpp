@@ -2,8 +2,12 @@
 
 #include <torch/nn/module.h>
 #include <torch/optim/adamw.h>
+#include <torch/serialize/archive.h>
 
 #include <cmath>
+#include <sstream>
+
+#include "aha/io/file.h"
 
 namespace aha::rl {
 
@@ -37,6 +41,20 @@ double scheduled_lr(const OptimSection& o, int64_t step, int64_t total_steps) {
     return o.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + std::cos(M_PI * progress)));
   }
   return o.lr;
+}
+
+void save_optimizer(torch::optim::AdamW& optimizer, const std::string& path) {
+  torch::serialize::OutputArchive ar;
+  optimizer.save(ar);
+  std::ostringstream os;
+  ar.save_to(os);
+  io::write_file_atomic(path, os.str());
+}
+
+void load_optimizer(torch::optim::AdamW& optimizer, const std::string& path) {
+  torch::serialize::InputArchive ar;
+  ar.load_from(path);
+  optimizer.load(ar);
 }
 
 void set_lr(torch::optim::AdamW& optimizer, double lr) {

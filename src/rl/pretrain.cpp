@@ -3,7 +3,6 @@
 #include <ATen/ATen.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
-#include <torch/serialize/archive.h>
 
 #include <chrono>
 #include <cmath>
@@ -123,13 +122,10 @@ PretrainSummary pretrain(const Config& config, const PretrainOptions& options) {
   uint64_t next_doc = 0;
   int64_t step = 0;
   if (!checkpoint.empty()) {
-    const Json st = read_json_file((fs::path(checkpoint) / "trainer_state.json").string());
-    verify_tree(checkpoint, st.at("files"));
+    const Json st = read_checkpoint_state(checkpoint);
     step = st.at("step").get<int64_t>();
     next_doc = st.at("next_document").get<uint64_t>();
-    torch::serialize::InputArchive ar;
-    ar.load_from((fs::path(checkpoint) / "optimizer.pt").string());
-    optim.load(ar);
+    load_optimizer(optim, (fs::path(checkpoint) / "optimizer.pt").string());
     truncate_jsonl_after_step((fs::path(run_dir) / "metrics.jsonl").string(), step);
     log::info("resumed ", run_dir, " at step ", step);
   } else {
@@ -139,30 +135,14 @@ PretrainSummary pretrain(const Config& config, const PretrainOptions& options) {
   io::JsonlWriter metrics((fs::path(run_dir) / "metrics.jsonl").string(), true);
   std::vector<Json> history = read_metrics((fs::path(run_dir) / "metrics.jsonl").string());
 
-  auto save = [&](const std::string& dir_name) {
-    const fs::path root = fs::path(run_dir) / "checkpoints";
-    io::make_dirs(root.string());
-    const fs::path tmp = root / (".tmp-" + dir_name);
-    fs::remove_all(tmp);
-    fs::create_directories(tmp);
-    save_policy(policy, (tmp / "model").string());
-    torch::serialize::OutputArchive ar;
-    optim.save(ar);
-    std::ostringstream os;
-    ar.save_to(os);
-    io::write_file_atomic((tmp / "optimizer.pt").string(), os.str());
-    Json st{{"step", step}, {"next_document", next_doc}};
-    st["files"] = checksum_tree(tmp.string());
-    io::write_file_atomic((tmp / "trainer_state.json").string(), st.dump(2));
-    fsync_dir(tmp.string());
-    fs::remove_all(root / dir_name);
-    fs::rename(tmp, root / dir_name);
-    fsync_dir(root.string());
-    io::write_file_atomic((root / "latest").string(), dir_name + "\n");
-    for (const auto& e : fs::directory_iterator(root)) {
-      const std::string n = e.path().filename().string();
-      if (e.is_directory() && n.rfind("step-", 0) == 0 && n != dir_name) fs::remove_all(e.path());
-    }
+  auto save = [&](const std::string& name) {
+    commit_checkpoint(
+        run_dir, name,
+        [&](const std::string& dir) {
+          save_policy(policy, (fs::path(dir) / "model").string());
+          save_optimizer(optim, (fs::path(dir) / "optimizer.pt").string());
+        },
+        Json{{"step", step}, {"next_document", next_doc}}, 1);
   };
 
   const int64_t B = c.pretrain.batch_size, T = c.pretrain.seq_len + 1;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -65,6 +66,42 @@ void fsync_dir(const std::string& dir) {
   if (fd < 0) return;
   ::fsync(fd);
   ::close(fd);
+}
+
+std::string commit_checkpoint(const std::string& run_dir, const std::string& name,
+                              const std::function<void(const std::string& dir)>& write, Json state,
+                              int64_t keep) {
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  io::make_dirs(root.string());
+  const fs::path tmp = root / (".tmp-" + name);
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  write(tmp.string());
+  state["files"] = checksum_tree(tmp.string());
+  io::write_file_atomic((tmp / "trainer_state.json").string(), state.dump(2));
+  fsync_dir(tmp.string());
+  const fs::path final_dir = root / name;
+  fs::remove_all(final_dir);
+  fs::rename(tmp, final_dir);
+  fsync_dir(root.string());
+  io::write_file_atomic((root / "latest").string(), name + "\n");
+  std::vector<std::pair<int64_t, fs::path>> all;
+  for (const auto& e : fs::directory_iterator(root)) {
+    const std::string n = e.path().filename().string();
+    if (e.is_directory() && n.rfind("step-", 0) == 0) all.push_back({std::stoll(n.substr(5)), e.path()});
+  }
+  std::sort(all.begin(), all.end());
+  while (static_cast<int64_t>(all.size()) > keep) {
+    fs::remove_all(all.front().second);
+    all.erase(all.begin());
+  }
+  return final_dir.string();
+}
+
+Json read_checkpoint_state(const std::string& dir) {
+  const Json st = read_json_file((fs::path(dir) / "trainer_state.json").string());
+  verify_tree(dir, st.at("files"));
+  return st;
 }
 
 void truncate_jsonl_after_step(const std::string& path, int64_t step) {

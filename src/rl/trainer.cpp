@@ -4,7 +4,6 @@
 #include <c10/core/GradMode.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
-#include <torch/serialize/archive.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -653,62 +652,29 @@ void Trainer::State::write_plot() {
 // -------------------------------------------------------------------------------------------------
 
 void Trainer::State::save_checkpoint() {
-  const fs::path root = fs::path(run_dir) / "checkpoints";
-  io::make_dirs(root.string());
-  const std::string name = "step-" + std::to_string(step);
-  const fs::path tmp = root / (".tmp-" + name);
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  save_policy(policy, (tmp / "model").string());
-  if (ref) model::save_pretrained(*ref, (tmp / "ref").string(), {.dtype = at::kFloat});
-  {
-    torch::serialize::OutputArchive ar;
-    optim->save(ar);
-    std::ostringstream os;
-    ar.save_to(os);
-    io::write_file_atomic((tmp / "optimizer.pt").string(), os.str());
-  }
-  {
-    at::Tensor state = at::detail::getDefaultCPUGenerator().get_state();
-    io::save_safetensors((tmp / "rng.safetensors").string(), {{"cpu_generator", state}});
-  }
   Json st;
   st["step"] = step;
   st["prompts"] = prompts->state();
   st["bad_steps"] = bad_steps;
-  st["files"] = checksum_tree(tmp.string());
-  io::write_file_atomic((tmp / "trainer_state.json").string(), st.dump(2));
-  fsync_dir(tmp.string());
-  const fs::path final_dir = root / name;
-  fs::remove_all(final_dir);
-  fs::rename(tmp, final_dir);
-  fsync_dir(root.string());
-  io::write_file_atomic((root / "latest").string(), name + "\n");
-  // Keep the newest train.keep_checkpoints.
-  std::vector<std::pair<int64_t, fs::path>> all;
-  for (const auto& e : fs::directory_iterator(root)) {
-    const std::string n = e.path().filename().string();
-    if (e.is_directory() && n.rfind("step-", 0) == 0) all.push_back({std::stoll(n.substr(5)), e.path()});
-  }
-  std::sort(all.begin(), all.end());
-  while (static_cast<int64_t>(all.size()) > cfg.train.keep_checkpoints) {
-    fs::remove_all(all.front().second);
-    all.erase(all.begin());
-  }
-  log::info("checkpoint: ", final_dir.string());
+  const std::string dir = commit_checkpoint(
+      run_dir, "step-" + std::to_string(step),
+      [&](const std::string& tmp) {
+        save_policy(policy, (fs::path(tmp) / "model").string());
+        if (ref) model::save_pretrained(*ref, (fs::path(tmp) / "ref").string(), {.dtype = at::kFloat});
+        save_optimizer(*optim, (fs::path(tmp) / "optimizer.pt").string());
+        at::Tensor rng = at::detail::getDefaultCPUGenerator().get_state();
+        io::save_safetensors((fs::path(tmp) / "rng.safetensors").string(), {{"cpu_generator", rng}});
+      },
+      std::move(st), cfg.train.keep_checkpoints);
+  log::info("checkpoint: ", dir);
 }
 
 void Trainer::State::load_checkpoint(const std::string& dir) {
-  const Json st = read_json_file((fs::path(dir) / "trainer_state.json").string());
-  verify_tree(dir, st.at("files"));
+  const Json st = read_checkpoint_state(dir);
   step = st.at("step").get<int64_t>();
   bad_steps = st.value("bad_steps", int64_t{0});
   prompts->restore(st.at("prompts"));
-  {
-    torch::serialize::InputArchive ar;
-    ar.load_from((fs::path(dir) / "optimizer.pt").string());
-    optim->load(ar);
-  }
+  load_optimizer(*optim, (fs::path(dir) / "optimizer.pt").string());
   {
     io::Checkpoint rng = io::Checkpoint::open((fs::path(dir) / "rng.safetensors").string());
     at::Generator gen = at::detail::getDefaultCPUGenerator();

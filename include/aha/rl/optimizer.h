@@ -6,6 +6,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "aha/core/config.h"
@@ -25,6 +26,10 @@ std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, const 
 
 // The learning rate of step `step` (0-based) of a run of `total_steps`.
 double scheduled_lr(const OptimSection& optim, int64_t step, int64_t total_steps);
+
+// The optimizer's state (Adam moments, step counts) to and from a file (written atomically).
+void save_optimizer(torch::optim::AdamW& optimizer, const std::string& path);
+void load_optimizer(torch::optim::AdamW& optimizer, const std::string& path);
 
 // Sets the learning rate of every parameter group.
 void set_lr(torch::optim::AdamW& optimizer, double lr);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,16 @@ namespace aha::rl {
 Json checksum_tree(const std::string& dir);
 // Throws aha::Error naming the first file that is missing, has another size or another checksum.
 void verify_tree(const std::string& dir, const Json& expected);
+
+// Writes the checkpoint <run_dir>/checkpoints/<name>: `write` fills a fresh temporary directory, `state` with
+// the checksums of those files added under "files" becomes its trainer_state.json; the directory is fsynced
+// and renamed into place, checkpoints/latest names it, and only the newest `keep` step-N checkpoints stay.
+// Returns its path.
+std::string commit_checkpoint(const std::string& run_dir, const std::string& name,
+                              const std::function<void(const std::string& dir)>& write, Json state,
+                              int64_t keep);
+// The trainer_state.json of checkpoint `dir`, after every file it lists was checked (verify_tree).
+Json read_checkpoint_state(const std::string& dir);
 
 // fsync of a directory, so a rename into it survives a crash.
 void fsync_dir(const std::string& dir);
