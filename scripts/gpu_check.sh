@@ -28,7 +28,7 @@ nvcc --version | tail -1
 "$AHA_PYTHON" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpus", torch.cuda.device_count())'
 
 echo "== configure + build (AHA_CUDA=ON)"
-aha_configure -DAHA_CUDA=ON -DAHA_BUILD_TESTS=ON -DAHA_BUILD_EXAMPLES=ON >"$AHA_BUILD.configure.log" 2>&1 ||
+aha_configure -DAHA_CUDA=ON -DAHA_BUILD_TESTS=ON -DAHA_BUILD_EXAMPLES=ON -DAHA_BUILD_BENCH=ON >"$AHA_BUILD.configure.log" 2>&1 ||
   { tail -40 "$AHA_BUILD.configure.log"; exit 1; }
 cmake --build "$AHA_BUILD" -j "$(nproc)" 2>&1 | tail -5
 [ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
@@ -42,5 +42,9 @@ ctest --test-dir "$AHA_BUILD" --output-on-failure -j 8 -E 'format_check'
 rc=$?
 echo "== CUDA tests, verbose"
 "$AHA_BUILD/tests/aha_tests" --gtest_filter='*Cuda*:*Gpu*' 2>&1 | grep -E '^\[ +(OK|FAILED|SKIPPED|PASSED) +\]'
+echo "== FP8 GEMM: aha vs cuBLASLt block-scaled FP8 vs BF16 cuBLAS (tests/bench/bench_fp8_gemm)"
+timeout 180 "$AHA_BUILD/tests/bench/bench_fp8_gemm" --iters 20 --warmup 3 || echo "bench_fp8_gemm: rc=$?"
+echo "== NCCL at world size 1: one GRPO step of a fresh tiny model through ProcessGroupNCCL"
+rm -rf /tmp/aha-nccl-check; RANK=0 WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29541 "$AHA_BUILD/aha" train --set model.path= --set model.device=cuda --set dist.backend=nccl --set train.steps=1 --set train.prompts_per_step=2 --set data.eval_size=4 --set log.level=info --set train.run_dir=/tmp/aha-nccl-check 2>&1 | grep -E "data parallel|finished|error"; [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 echo "gpu_check: rc=$rc, $(($(date +%s) - t0)) s"
 exit $rc

@@ -52,6 +52,7 @@ void add_train_commands(CLI::App& app) {
     reward::register_builtins(registry);
     rl::Trainer trainer(c, registry, {.resume = !ta->resume.empty()});
     const rl::RunSummary s = trainer.run();
+    if (s.rank != 0) return;  // rank 0 reports for a data-parallel run
     std::cout << "\n"
               << (s.stopped_early ? "stopped" : "finished") << " after " << s.steps << " steps in "
               << static_cast<int64_t>(s.seconds) << " s: " << s.run_dir << "\n";

@@ -5,10 +5,14 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "aha/core/error.h"
 #include "aha/io/file.h"
+#include "aha/kernels/fp8.h"
+#include "aha/model/linear.h"
+#include "aha/model/moe.h"
 
 namespace aha::model {
 namespace {
@@ -64,6 +68,15 @@ class Reader {
     return t;
   }
 
+  // The E4M3 data and 128x128 block scales of `key` as stored, when it is an FP8 E4M3 tensor; the caller has
+  // read `key` with get() first (which checked the scales).
+  std::optional<kernels::Fp8Tensor> e4m3_blocks(const std::string& key) const {
+    const at::Tensor t = ckpt_.tensor(key);
+    if (t.scalar_type() != at::kFloat8_e4m3fn || t.dim() != 2) return std::nullopt;
+    return kernels::Fp8Tensor{t.contiguous(), ckpt_.tensor(key + "_scale_inv").to(at::kFloat).contiguous(),
+                              kernels::kFp8BlockSize};
+  }
+
   std::vector<std::string> unused(const ModelConfig& c, int64_t mtp_built) const {
     std::vector<std::string> out;
     for (const auto& k : ckpt_.names()) {
@@ -115,25 +128,64 @@ void load_weights(TransformerImpl& model, const io::Checkpoint& checkpoint, cons
   torch::NoGradGuard no_grad;
   const ModelConfig& c = model.config();
   Reader r(checkpoint, source);
+  // FP8 weights of Linear layers also go to the layer as they are, so that FP8 compute uses the shipped E4M3
+  // values and scales (no requantisation of the dequantised master).
+  std::map<std::string, LinearImpl*> linears;
+  // Likewise the routed experts' E4M3 weights, stacked into the fused tensors' grouped quantisation.
+  std::map<std::string, ExpertsImpl*> experts_of;  // "<prefix>mlp.experts." -> module
+  for (const auto& item : model.named_modules()) {
+    if (auto* linear = dynamic_cast<LinearImpl*>(item.value().get()))
+      linears[item.key() + ".weight"] = linear;
+    if (auto* experts = dynamic_cast<ExpertsImpl*>(item.value().get()))
+      experts_of[item.key() + "."] = experts;
+  }
+  // The per-expert E4M3 blocks of `keys` (each expert's keys concatenated along the rows), or nothing when
+  // one is not E4M3 or the row blocks would not line up (a partial block before a concatenation).
+  auto grouped_e4m3 = [&](const std::vector<std::vector<std::string>>& keys) -> kernels::Fp8Tensor {
+    std::vector<at::Tensor> data, scale;
+    for (const auto& parts : keys) {
+      std::vector<at::Tensor> d, sc;
+      for (size_t i = 0; i < parts.size(); ++i) {
+        auto q = r.e4m3_blocks(parts[i]);
+        if (!q || (i + 1 < parts.size() && q->data.size(0) % kernels::kFp8BlockSize != 0)) return {};
+        d.push_back(q->data.view(at::kByte));
+        sc.push_back(q->scale);
+      }
+      data.push_back(at::cat(d, 0));
+      scale.push_back(at::cat(sc, 0));
+    }
+    return {at::stack(data).view(at::kFloat8_e4m3fn), at::stack(scale), kernels::kFp8BlockSize};
+  };
   auto load_one = [&](const std::string& name, at::Tensor& target) {
     static const std::string kGateUp = "mlp.experts.gate_up_proj", kDown = "mlp.experts.down_proj";
     if (ends_with(name, kGateUp) && !r.has(name)) {
       const std::string prefix = name.substr(0, name.size() - std::string("gate_up_proj").size());
       std::vector<at::Tensor> experts;
+      std::vector<std::vector<std::string>> keys;
       for (int64_t e = 0; e < c.n_routed_experts; ++e) {
         const std::string base = prefix + std::to_string(e) + ".";
-        experts.push_back(at::cat({r.get(base + "gate_proj.weight"), r.get(base + "up_proj.weight")}, 0));
+        keys.push_back({base + "gate_proj.weight", base + "up_proj.weight"});
+        experts.push_back(at::cat({r.get(keys.back()[0]), r.get(keys.back()[1])}, 0));
       }
       assign(target, at::stack(experts),
              prefix + "{0.." + std::to_string(c.n_routed_experts - 1) + "}.gate_proj/up_proj.weight", source);
+      if (const auto it = experts_of.find(prefix); it != experts_of.end())
+        it->second->set_fp8_weights(grouped_e4m3(keys), {});
     } else if (ends_with(name, kDown) && !r.has(name)) {
       const std::string prefix = name.substr(0, name.size() - std::string("down_proj").size());
       std::vector<at::Tensor> experts;
-      for (int64_t e = 0; e < c.n_routed_experts; ++e)
-        experts.push_back(r.get(prefix + std::to_string(e) + ".down_proj.weight"));
+      std::vector<std::vector<std::string>> keys;
+      for (int64_t e = 0; e < c.n_routed_experts; ++e) {
+        keys.push_back({prefix + std::to_string(e) + ".down_proj.weight"});
+        experts.push_back(r.get(keys.back()[0]));
+      }
       assign(target, at::stack(experts), prefix + "{e}.down_proj.weight", source);
+      if (const auto it = experts_of.find(prefix); it != experts_of.end())
+        it->second->set_fp8_weights({}, grouped_e4m3(keys));
     } else {
       assign(target, r.get(name), name, source);
+      if (const auto it = linears.find(name); it != linears.end())
+        if (auto q = r.e4m3_blocks(name)) it->second->set_fp8_weight(std::move(*q));
     }
   };
   for (auto& p : model.named_parameters())

@@ -1,10 +1,12 @@
 // Linear, RMSNorm, Rope, MLA: the attention side of a decoder layer.
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 
 #include <cmath>
 #include <numbers>
 
 #include "aha/core/error.h"
+#include "aha/kernels/fp8_linear.h"
 #include "aha/model/linear.h"
 #include "aha/model/mla.h"
 #include "aha/model/norm.h"
@@ -19,7 +21,45 @@ LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool with_bias
 }
 
 at::Tensor LinearImpl::forward(const at::Tensor& x) {
-  return at::linear(x, weight, bias);
+  if (!fp8_) return at::linear(x, weight, bias);
+  return kernels::fp8_linear(x, weight, bias, fp8_weight(), {ue8m0_, kernels::Fp8Backend::kAuto});
+}
+
+void LinearImpl::set_fp8_weight(kernels::Fp8Tensor weight_q) {
+  AHA_CHECK(weight_q.data.defined() && weight_q.data.sizes() == weight.sizes() &&
+                weight_q.data.scalar_type() == at::kFloat8_e4m3fn &&
+                weight_q.block_rows == kernels::kFp8BlockSize,
+            "set_fp8_weight: expects E4M3 data of the weight's shape ", weight.sizes(),
+            " with 128x128 block scales");
+  weight_q_ = std::move(weight_q);
+  weight_q_version_ = static_cast<int64_t>(weight._version());
+}
+
+kernels::Fp8Tensor LinearImpl::fp8_weight() {
+  if (!weight_q_.data.defined() || weight_q_version_ != static_cast<int64_t>(weight._version())) {
+    // The cache outlives the call: a normal tensor even when made under the sampler's InferenceMode, so that
+    // the training pass that follows may use it in any way autograd allows.
+    c10::InferenceMode normal_tensors(false);
+    weight_q_ = kernels::quantize_fp8_blocks(weight.detach(), ue8m0_);
+    weight_q_version_ = static_cast<int64_t>(weight._version());
+  } else if (weight_q_.data.device() != weight.device()) {
+    weight_q_.data = weight_q_.data.to(weight.device());
+    weight_q_.scale = weight_q_.scale.to(weight.device());
+  }
+  return weight_q_;
+}
+
+int64_t enable_fp8_linears(torch::nn::Module& model, bool ue8m0) {
+  int64_t switched = 0;
+  for (const auto& item : model.named_modules()) {
+    auto* linear = dynamic_cast<LinearImpl*>(item.value().get());
+    if (!linear) continue;
+    const std::string& name = item.key();
+    if (name.find("self_attn.") == std::string::npos && name.find("mlp.") == std::string::npos) continue;
+    linear->set_fp8(true, ue8m0);
+    ++switched;
+  }
+  return switched;
 }
 
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {

@@ -1,10 +1,12 @@
 #include "aha/model/moe.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 
 #include <limits>
 
 #include "aha/core/error.h"
+#include "aha/kernels/fp8_grouped_linear.h"
 
 namespace aha::model {
 
@@ -63,6 +65,18 @@ at::Tensor ExpertsImpl::forward(const at::Tensor& x, const Routing& routing, at:
   const at::Tensor token = order.div(k, "floor");  // token of each sorted pair
   const at::Tensor weight = routing.weights.reshape({-1}).index_select(0, order).unsqueeze(-1);
   const at::Tensor gathered = x.index_select(0, token);
+  if (fp8_) {
+    // FP8: both projections as grouped block-scaled GEMMs over all experts, whatever the token count.
+    const std::vector<int64_t> rows(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + experts);
+    const kernels::Fp8LinearOptions o{ue8m0_, kernels::Fp8Backend::kAuto};
+    const at::Tensor gate_up = kernels::fp8_grouped_linear(gathered, gate_up_proj, rows, fp8_gate_up(), o);
+    const int64_t im = gate_up.size(-1) / 2;
+    const at::Tensor h = at::silu(gate_up.slice(-1, 0, im)) * gate_up.slice(-1, im);
+    const at::Tensor y = kernels::fp8_grouped_linear(h.contiguous(), down_proj, rows, fp8_down(), o);
+    at::Tensor out = at::zeros_like(x);
+    out.index_add_(0, token, y * weight.to(x.scalar_type()));
+    return out;
+  }
   // Every expert's tokens form one contiguous run of `gathered`. Many tokens per expert (prefill, training):
   // one grouped GEMM per projection covers all experts. A handful per expert (decoding): the CPU grouped GEMM
   // is slow on the transposed weights, so each expert with tokens runs its own two small GEMMs.
@@ -96,6 +110,52 @@ at::Tensor ExpertsImpl::forward(const at::Tensor& x, const Routing& routing, at:
   at::Tensor out = at::zeros_like(x);
   out.index_add_(0, token, y * weight.to(x.scalar_type()));
   return out;
+}
+
+void ExpertsImpl::set_fp8_weights(kernels::Fp8Tensor gate_up_q, kernels::Fp8Tensor down_q) {
+  auto install = [](CachedFp8& cache, kernels::Fp8Tensor q, const at::Tensor& weight, const char* name) {
+    if (!q.data.defined()) return;
+    AHA_CHECK(q.data.sizes() == weight.sizes() && q.data.scalar_type() == at::kFloat8_e4m3fn &&
+                  q.block_rows == kernels::kFp8BlockSize,
+              "set_fp8_weights: ", name, " expects E4M3 data of the weight's shape ", weight.sizes(),
+              " with 128x128 block scales");
+    cache.q = std::move(q);
+    cache.version = static_cast<int64_t>(weight._version());
+  };
+  install(gate_up_q_, std::move(gate_up_q), gate_up_proj, "gate_up_proj");
+  install(down_q_, std::move(down_q), down_proj, "down_proj");
+}
+
+kernels::Fp8Tensor ExpertsImpl::cached_fp8(CachedFp8& cache, const at::Tensor& weight) {
+  if (!cache.q.data.defined() || cache.version != static_cast<int64_t>(weight._version())) {
+    // A normal tensor even when made under the sampler's InferenceMode (the training pass reuses it).
+    c10::InferenceMode normal_tensors(false);
+    cache.q = kernels::quantize_fp8_blocks_grouped(weight.detach(), ue8m0_);
+    cache.version = static_cast<int64_t>(weight._version());
+  } else if (cache.q.data.device() != weight.device()) {
+    cache.q.data = cache.q.data.to(weight.device());
+    cache.q.scale = cache.q.scale.to(weight.device());
+  }
+  return cache.q;
+}
+
+kernels::Fp8Tensor ExpertsImpl::fp8_gate_up() {
+  return cached_fp8(gate_up_q_, gate_up_proj);
+}
+
+kernels::Fp8Tensor ExpertsImpl::fp8_down() {
+  return cached_fp8(down_q_, down_proj);
+}
+
+int64_t enable_fp8_experts(torch::nn::Module& model, bool ue8m0) {
+  int64_t switched = 0;
+  for (const auto& item : model.modules()) {
+    auto* experts = dynamic_cast<ExpertsImpl*>(item.get());
+    if (!experts) continue;
+    experts->set_fp8(true, ue8m0);
+    ++switched;
+  }
+  return switched;
 }
 
 MoeImpl::MoeImpl(const ModelConfig& c) {

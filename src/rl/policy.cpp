@@ -9,6 +9,8 @@
 #include "aha/io/file.h"
 #include "aha/model/checkpoint.h"
 #include "aha/model/config.h"
+#include "aha/model/linear.h"
+#include "aha/model/moe.h"
 #include "aha/rl/tasks.h"
 #include "aha/text/char_tokenizer.h"
 
@@ -69,7 +71,9 @@ at::Device resolve_device(const std::string& name) {
 at::ScalarType resolve_dtype(const std::string& precision) {
   if (precision == "fp32") return at::kFloat;
   if (precision == "bf16") return at::kBFloat16;
-  AHA_FAIL("model.precision ", precision, " is not available yet (fp32, bf16)");
+  // fp8: the attention and MLP linears compute in FP8 (enable_fp8_linears); the rest keeps fp32.
+  if (precision == "fp8") return at::kFloat;
+  AHA_FAIL("model.precision must be fp32, bf16 or fp8, got \"", precision, "\"");
 }
 
 Policy make_policy(const ModelSection& m, const DataSection& data) {
@@ -105,6 +109,13 @@ Policy make_policy(const ModelSection& m, const DataSection& data) {
     p.model->init_weights(m.init_seed);
   }
   // Master weights stay fp32; lower precisions are a compute concern (the model casts where it computes).
+  if (m.precision == "fp8") {
+    const bool ue8m0 = m.fp8_scales == "ue8m0";
+    const int64_t n = model::enable_fp8_linears(*p.model, ue8m0);
+    const int64_t e = model::enable_fp8_experts(*p.model, ue8m0);
+    log::info("model.precision fp8: ", n, " linear layers and ", e,
+              " routed-expert modules compute in FP8 (E4M3, 1x128 / 128x128 scales, ", m.fp8_scales, ")");
+  }
   p.model->to(p.device);
   return p;
 }

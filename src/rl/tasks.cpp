@@ -231,11 +231,17 @@ Corpus::Corpus(const std::string& name, const Json& params, std::unordered_set<s
     : exclude_(std::move(exclude)) {
   AHA_CHECK(name == "r1_base", "unknown corpus '", name, "' (built-in corpora: r1_base)");
   const Json p = params.is_null() ? Json::object() : params;
-  reward::check_param_keys(p, "r1_base", {"arithmetic", "fact_share"});
+  reward::check_param_keys(p, "r1_base", {"arithmetic", "fact_share", "held_out_facts"});
   arithmetic_ = make_task("arithmetic", p.value("arithmetic", Json::object()));
   fact_share_ = reward::param_number(p, "r1_base", "fact_share", 0.5);
   AHA_CHECK(fact_share_ >= 0 && fact_share_ <= 1, "corpus r1_base: fact_share must be in [0, 1], got ",
             fact_share_);
+  // Whether the plain-form facts may include the held-out questions (the base then knows every sum, as a base
+  // model knows its arithmetic; RL still never trains on them).
+  if (p.contains("held_out_facts")) {
+    AHA_CHECK(p["held_out_facts"].is_boolean(), "corpus r1_base: held_out_facts must be true or false");
+    held_out_facts_ = p["held_out_facts"].get<bool>();
+  }
 }
 
 std::string Corpus::document(uint64_t seed, uint64_t index) const {
@@ -247,7 +253,7 @@ std::string Corpus::document(uint64_t seed, uint64_t index) const {
     for (uint64_t k = 0; static_cast<int64_t>(k) < facts * 100 && doc.size() < 200; ++k) {
       Json fact = arithmetic_->make(item_seed(seed, index, 4), k);
       const std::string q = fact["question"].get<std::string>();
-      if (exclude_.count(q)) continue;
+      if (!held_out_facts_ && exclude_.count(q)) continue;
       if (!doc.empty()) doc += ' ';
       doc += q + "=" + fact["answer"].get<std::string>();
       if (std::count(doc.begin(), doc.end(), '=') >= facts) break;

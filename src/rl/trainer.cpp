@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
+#include <torch/cuda.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 
 #include "aha/core/error.h"
 #include "aha/core/log.h"
+#include "aha/dist/process_group.h"
 #include "aha/io/file.h"
 #include "aha/io/jsonl.h"
 #include "aha/io/safetensors.h"
@@ -127,6 +129,7 @@ struct Batch {
 struct Trainer::State {
   Config cfg;
   TrainerOptions opts;
+  std::shared_ptr<dist::World> world;  // one process unless launched as a rank of several
   Policy policy;
   model::Transformer ref{nullptr};
   std::unique_ptr<PromptSource> prompts;
@@ -146,13 +149,26 @@ struct Trainer::State {
   Clock::time_point started = Clock::now();
   int64_t steps_this_process = 0;
 
+  bool main() const { return world->is_main(); }
+  // This rank's contiguous share [lo, hi) of n items (the first ranks take one more when n % W != 0).
+  std::pair<size_t, size_t> shard(size_t n) const {
+    const auto W = static_cast<size_t>(world->size()), r = static_cast<size_t>(world->rank());
+    return {n * r / W, n * (r + 1) / W};
+  }
+
   // ---- rollouts
   // ------------------------------------------------------------------------------------------------
+  // `first_index`: the global index of prompts_in[0] (its seed is that of the same prompt in one process).
   Batch sample(std::vector<Prompt> prompts_in, int64_t group, double temperature, uint64_t seed,
-               bool progress) {
+               bool progress, size_t first_index = 0) {
     Batch b;
     b.prompts = std::move(prompts_in);
     b.group = group;
+    if (b.prompts.empty()) {  // a rank whose share of a small refill is empty
+      b.scores.names = rewards->names();
+      b.scores.per_reward.resize(b.scores.names.size());
+      return b;
+    }
     for (const auto& p : b.prompts)
       b.prompt_ids.push_back(policy.tokenizer->encode(p.text, true));
     rollout::SamplingParams sp;
@@ -168,7 +184,7 @@ struct Trainer::State {
     go.tokenizer = policy.tokenizer.get();
     go.pad_id = pad_id;
     for (size_t i = 0; i < b.prompts.size(); ++i)
-      go.prompt_seeds.push_back(item_seed(seed, i, 0x9A));
+      go.prompt_seeds.push_back(item_seed(seed, first_index + i, 0x9A));
     const auto t0 = Clock::now();
     int64_t tokens = 0;
     auto last = t0;
@@ -229,10 +245,11 @@ struct Trainer::State {
     const int64_t chunk = 256;
     int64_t right = 0, formatted = 0, length = 0, k_right = 0, pass = 0;
     for (size_t start = 0; start < eval.size(); start += chunk) {
-      std::vector<Prompt> part(
-          eval.begin() + static_cast<std::ptrdiff_t>(start),
-          eval.begin() + static_cast<std::ptrdiff_t>(std::min(eval.size(), start + chunk)));
-      Batch g = sample(part, 1, 0.0, item_seed(cfg.train.seed, start, 0xE1), true);
+      // Each rank evaluates its share of the chunk, seeded as one process would seed it.
+      const auto [lo, hi] = shard(std::min(eval.size(), start + chunk) - start);
+      std::vector<Prompt> part(eval.begin() + static_cast<std::ptrdiff_t>(start + lo),
+                               eval.begin() + static_cast<std::ptrdiff_t>(start + hi));
+      Batch g = sample(part, 1, 0.0, item_seed(cfg.train.seed, start, 0xE1), true, lo);
       for (size_t i = 0; i < g.completions.size(); ++i) {
         right += correct(g, i);
         if (format_index >= 0) {
@@ -244,7 +261,7 @@ struct Trainer::State {
       }
       if (cfg.train.eval_k > 0) {
         Batch s = sample(part, cfg.train.eval_k, cfg.rollout.temperature,
-                         item_seed(cfg.train.seed, start, 0xE2), true);
+                         item_seed(cfg.train.seed, start, 0xE2), true, lo);
         for (size_t p = 0; p < s.prompts.size(); ++p) {
           int64_t c = 0;
           for (int64_t j = 0; j < cfg.train.eval_k; ++j)
@@ -254,6 +271,14 @@ struct Trainer::State {
         }
       }
     }
+    const std::vector<double> sums = world->all_reduce(
+        {static_cast<double>(right), static_cast<double>(formatted), static_cast<double>(length),
+         static_cast<double>(k_right), static_cast<double>(pass)});
+    right = static_cast<int64_t>(sums[0]);
+    formatted = static_cast<int64_t>(sums[1]);
+    length = static_cast<int64_t>(sums[2]);
+    k_right = static_cast<int64_t>(sums[3]);
+    pass = static_cast<int64_t>(sums[4]);
     const double n = static_cast<double>(eval.size());
     r.accuracy = right / n;
     r.format = formatted / n;
@@ -343,6 +368,7 @@ struct Trainer::State {
   void write_samples(const Batch& b, const at::Tensor& adv);
   void console_line(const Json& m);
   void save_checkpoint();
+  void check_replicas();
   void load_checkpoint(const std::string& dir);
   void write_plot();
 };
@@ -358,13 +384,20 @@ Json Trainer::State::step_once() {
   double rollout_seconds = 0;
   int64_t rollout_tokens = 0, rounds = 0, groups_seen = 0, groups_zero = 0;
   int64_t correct_count = 0, scored = 0;
+  int64_t kept = 0;  // groups kept in the global batch (all ranks)
   std::vector<double> all_totals;
   for (int64_t round = 0;; ++round) {
-    const int64_t want = round == 0 ? P : P - static_cast<int64_t>(batch.prompts.size());
-    Batch b = sample(prompts->next(want), G, cfg.rollout.temperature,
+    const int64_t want = round == 0 ? P : P - kept;
+    // Every rank draws the same prompts and samples its share of them.
+    std::vector<Prompt> drawn = prompts->next(want);
+    const auto n_all = static_cast<int64_t>(drawn.size());
+    const auto [lo, hi] = shard(drawn.size());
+    std::vector<Prompt> mine(std::make_move_iterator(drawn.begin() + static_cast<std::ptrdiff_t>(lo)),
+                             std::make_move_iterator(drawn.begin() + static_cast<std::ptrdiff_t>(hi)));
+    Batch b = sample(std::move(mine), G, cfg.rollout.temperature,
                      item_seed(cfg.rollout.seed ^ cfg.train.seed, static_cast<uint64_t>(step),
                                static_cast<uint64_t>(round)),
-                     true);
+                     true, lo);
     rollout_seconds += b.seconds;
     rollout_tokens += b.decode_tokens;
     rounds = round + 1;
@@ -380,15 +413,27 @@ Json Trainer::State::step_once() {
       correct_count += correct(b, i);
       ++scored;
     }
-    at::Tensor zero =
-        zero_variance_groups(at::tensor(totals, at::kDouble),
-                             at::tensor(std::vector<int64_t>(valid.begin(), valid.end())).to(at::kBool), G);
-    groups_seen += n;
-    groups_zero += zero.sum().item<int64_t>();
+    // Which of the drawn groups have rewards that all agree, as every rank sees it: the keep decisions below
+    // are then the same on every rank and equal to one process's.
+    std::vector<double> zero(static_cast<size_t>(n_all), 0.0);
+    if (n > 0) {
+      at::Tensor z =
+          zero_variance_groups(at::tensor(totals, at::kDouble),
+                               at::tensor(std::vector<int64_t>(valid.begin(), valid.end())).to(at::kBool), G);
+      for (int64_t g = 0; g < n; ++g)
+        zero[lo + static_cast<size_t>(g)] = z[g].item<bool>() ? 1.0 : 0.0;
+    }
+    zero = world->all_reduce(std::move(zero));
+    groups_seen += n_all;
+    for (double z : zero)
+      groups_zero += z > 0;
     const bool last_round = !cfg.grpo.dynamic_sampling || round >= cfg.grpo.max_resample_rounds;
-    for (int64_t g = 0; g < n; ++g) {
-      const bool keep = !cfg.grpo.dynamic_sampling || !zero[g].item<bool>();
-      if (!keep || static_cast<int64_t>(batch.prompts.size()) >= P) continue;
+    for (int64_t gg = 0; gg < n_all; ++gg) {
+      const bool keep = !cfg.grpo.dynamic_sampling || zero[static_cast<size_t>(gg)] == 0;
+      if (!keep || kept >= P) continue;
+      ++kept;
+      if (gg < static_cast<int64_t>(lo) || gg >= static_cast<int64_t>(hi)) continue;
+      const int64_t g = gg - static_cast<int64_t>(lo);
       const auto new_index = static_cast<int64_t>(batch.prompts.size());
       batch.prompts.push_back(b.prompts[static_cast<size_t>(g)]);
       batch.prompt_ids.push_back(b.prompt_ids[static_cast<size_t>(g)]);
@@ -411,7 +456,11 @@ Json Trainer::State::step_once() {
         batch.scores.extras.push_back(b.scores.extras[i]);
       }
     }
-    if (static_cast<int64_t>(batch.prompts.size()) >= P || last_round) break;
+    if (kept >= P || last_round) break;
+  }
+  if (batch.scores.names.empty()) {  // this rank kept no group
+    batch.scores.names = rewards->names();
+    batch.scores.per_reward.resize(batch.scores.names.size());
   }
   const auto N = static_cast<int64_t>(batch.completions.size());
 
@@ -428,10 +477,30 @@ Json Trainer::State::step_once() {
       valid[static_cast<size_t>(i)] = 1;
     }
   }
-  at::Tensor adv = N > 0
-                       ? compute_advantages(at::tensor(totals, at::kDouble), at::tensor(valid).to(at::kBool),
-                                            G, parse_advantage(cfg.grpo.advantage), cfg.grpo.std_eps)
-                       : at::zeros({0});
+  at::Tensor adv;
+  if (world->size() == 1) {
+    adv = N > 0 ? compute_advantages(at::tensor(totals, at::kDouble), at::tensor(valid).to(at::kBool), G,
+                                     parse_advantage(cfg.grpo.advantage), cfg.grpo.std_eps)
+                : at::zeros({0});
+  } else {
+    // Over the whole batch (batch_std needs every rank's rewards), then this rank's rows. NaN: no reward.
+    std::vector<double> mine(static_cast<size_t>(N));
+    for (int64_t i = 0; i < N; ++i)
+      mine[static_cast<size_t>(i)] =
+          valid[static_cast<size_t>(i)] ? totals[static_cast<size_t>(i)] : std::nan("");
+    size_t offset = 0;
+    std::vector<double> all = world->all_gather(mine, &offset);
+    std::vector<int64_t> all_valid(all.size());
+    for (size_t i = 0; i < all.size(); ++i) {
+      all_valid[i] = !std::isnan(all[i]);
+      if (!all_valid[i]) all[i] = 0;
+    }
+    at::Tensor adv_all =
+        all.empty() ? at::zeros({0}, at::kDouble)
+                    : compute_advantages(at::tensor(all, at::kDouble), at::tensor(all_valid).to(at::kBool), G,
+                                         parse_advantage(cfg.grpo.advantage), cfg.grpo.std_eps);
+    adv = adv_all.narrow(0, static_cast<int64_t>(offset), N).clone();
+  }
   std::vector<uint8_t> in_loss(static_cast<size_t>(N), 0);
   LossDenominators den;
   den.max_length = static_cast<double>(cfg.rollout.max_new_tokens);
@@ -468,13 +537,21 @@ Json Trainer::State::step_once() {
   std::vector<size_t> loss_rows;
   for (int64_t i = 0; i < N; ++i)
     if (in_loss[static_cast<size_t>(i)]) loss_rows.push_back(static_cast<size_t>(i));
+  // The normalisers of the whole batch: each rank's loss is then its share of the global loss.
+  double global_loss_rows = static_cast<double>(loss_rows.size());
+  {
+    const std::vector<double> v = world->all_reduce({den.tokens, den.sequences, global_loss_rows});
+    den.tokens = v[0];
+    den.sequences = v[1];
+    global_loss_rows = v[2];
+  }
   LossStats total_stats;
   double loss_sum = 0, entropy_sum = 0, grad_norm = 0;
   bool finite = true;
   at::Tensor expert_load;
   int64_t train_tokens = 0;
   const auto mb = static_cast<size_t>(cfg.train.micro_batch_size);
-  for (int64_t iter = 0; iter < cfg.grpo.mu && !loss_rows.empty(); ++iter) {
+  for (int64_t iter = 0; iter < cfg.grpo.mu && global_loss_rows > 0; ++iter) {
     optim->zero_grad();
     double iter_loss = 0;
     for (size_t start = 0; start < loss_rows.size(); start += mb) {
@@ -507,8 +584,7 @@ Json Trainer::State::step_once() {
       LossOutput lout = policy_loss(li, lo, den);
       at::Tensor loss = lout.loss;
       if (f.balance_loss.defined())
-        loss = loss +
-               f.balance_loss * (static_cast<double>(rows.size()) / static_cast<double>(loss_rows.size()));
+        loss = loss + f.balance_loss * (static_cast<double>(rows.size()) / global_loss_rows);
       loss.backward();
       iter_loss += loss.item<double>();
       if (iter == 0) {
@@ -524,11 +600,13 @@ Json Trainer::State::step_once() {
       }
       train_tokens += f.mask.sum().item<int64_t>();
     }
+    if (world->size() > 1) iter_loss = world->all_reduce(std::vector<double>{iter_loss})[0];
     loss_sum = iter_loss;
     if (!std::isfinite(iter_loss)) {
       finite = false;
       break;
     }
+    world->all_reduce_grads(trainable);
     grad_norm = cfg.optim.grad_clip > 0
                     ? torch::nn::utils::clip_grad_norm_(trainable, cfg.optim.grad_clip)
                     : torch::nn::utils::clip_grad_norm_(trainable, std::numeric_limits<double>::infinity());
@@ -545,6 +623,20 @@ Json Trainer::State::step_once() {
               grad_norm, "); the update is skipped (", bad_steps, " in a row)");
   } else {
     bad_steps = 0;
+  }
+  if (world->size() > 1) {
+    // Expert loads of the whole batch (a rank without rows has none: zeros of the others' shape).
+    std::vector<double> shape = {0, 0};
+    if (expert_load.defined() && expert_load.dim() == 2)
+      shape = {static_cast<double>(expert_load.size(0)), static_cast<double>(expert_load.size(1))};
+    shape = world->all_reduce(shape, dist::ReduceOp::max);
+    if (shape[0] > 0) {
+      if (!expert_load.defined())
+        expert_load = at::zeros({static_cast<int64_t>(shape[0]), static_cast<int64_t>(shape[1])}, at::kLong);
+      world->all_reduce(expert_load);
+    }
+  }
+  if (finite) {
     if (cfg.train.bias_update_speed > 0 && expert_load.defined() && expert_load.numel() > 0)
       model::update_routing_bias(*policy.model, expert_load.to(policy.device), cfg.train.bias_update_speed);
   }
@@ -552,16 +644,53 @@ Json Trainer::State::step_once() {
     copy_weights(*ref, *policy.model);
   const double train_seconds = seconds_since(t_train);
 
-  // ---- metrics
+  // ---- metrics (of the whole batch: sums and gathers over ranks)
   // ---------------------------------------------------------------------------------------------------
+  int64_t N_all = N, groups_all = static_cast<int64_t>(batch.prompts.size());
+  if (world->size() > 1) {
+    all_totals = world->all_gather(all_totals);
+    const std::vector<double> sums = world->all_reduce(
+        {static_cast<double>(correct_count), static_cast<double>(scored), static_cast<double>(len_sum),
+         static_cast<double>(truncated), static_cast<double>(N), total_stats.clipped_low,
+         total_stats.clipped_high, total_stats.dual_clipped, total_stats.kl, total_stats.ratio,
+         total_stats.tokens, entropy_sum, static_cast<double>(train_tokens),
+         static_cast<double>(rollout_tokens)});
+    correct_count = static_cast<int64_t>(sums[0]);
+    scored = static_cast<int64_t>(sums[1]);
+    len_sum = static_cast<int64_t>(sums[2]);
+    truncated = static_cast<int64_t>(sums[3]);
+    N_all = static_cast<int64_t>(sums[4]);
+    total_stats.clipped_low = sums[5];
+    total_stats.clipped_high = sums[6];
+    total_stats.dual_clipped = sums[7];
+    total_stats.kl = sums[8];
+    total_stats.ratio = sums[9];
+    total_stats.tokens = sums[10];
+    entropy_sum = sums[11];
+    train_tokens = static_cast<int64_t>(sums[12]);
+    rollout_tokens = static_cast<int64_t>(sums[13]);
+    const std::vector<double> maxes =
+        world->all_reduce({static_cast<double>(len_max), rollout_seconds}, dist::ReduceOp::max);
+    len_max = static_cast<int64_t>(maxes[0]);
+    rollout_seconds = maxes[1];
+    groups_all = kept;
+  }
   const MeanStd rew = mean_std(all_totals);
   m["loss"] = finite ? loss_sum : std::nan("");
   m["reward"] = rew.mean;
   m["reward_std"] = rew.std;
   for (size_t r = 0; r < batch.scores.names.size(); ++r) {
     std::vector<double> v;
-    for (const auto& x : batch.scores.per_reward[r])
-      if (x) v.push_back(*x);
+    if (world->size() == 1) {
+      for (const auto& x : batch.scores.per_reward[r])
+        if (x) v.push_back(*x);
+    } else {
+      std::vector<double> mine;  // NaN: no score
+      for (const auto& x : batch.scores.per_reward[r])
+        mine.push_back(x ? *x : std::nan(""));
+      for (double x : world->all_gather(mine))
+        if (!std::isnan(x)) v.push_back(x);
+    }
     const MeanStd ms = mean_std(v);
     m["rewards/" + batch.scores.names[r]] = ms.mean;
     m["rewards/" + batch.scores.names[r] + "_std"] = ms.std;
@@ -569,9 +698,9 @@ Json Trainer::State::step_once() {
   m["accuracy"] = scored ? static_cast<double>(correct_count) / static_cast<double>(scored) : 0.0;
   m["zero_std_frac"] =
       groups_seen ? static_cast<double>(groups_zero) / static_cast<double>(groups_seen) : 0.0;
-  m["completion_len"] = N ? static_cast<double>(len_sum) / static_cast<double>(N) : 0.0;
+  m["completion_len"] = N_all ? static_cast<double>(len_sum) / static_cast<double>(N_all) : 0.0;
   m["completion_len_max"] = len_max;
-  m["truncated_frac"] = N ? static_cast<double>(truncated) / static_cast<double>(N) : 0.0;
+  m["truncated_frac"] = N_all ? static_cast<double>(truncated) / static_cast<double>(N_all) : 0.0;
   const double tok = std::max(1.0, total_stats.tokens);
   m["kl"] = total_stats.kl / tok;
   m["entropy"] = entropy_sum / tok;
@@ -581,14 +710,14 @@ Json Trainer::State::step_once() {
   m["ratio"] = total_stats.ratio / tok;
   m["grad_norm"] = grad_norm;
   m["lr"] = lr;
-  m["groups"] = static_cast<int64_t>(batch.prompts.size());
+  m["groups"] = groups_all;
   if (cfg.grpo.dynamic_sampling) m["sampling_rounds"] = rounds;
   if (expert_load.defined() && expert_load.numel() > 0)
     m["expert_imbalance"] = model::load_imbalance(expert_load).mean().item<double>();
   m["rollout_tok_s"] = rollout_seconds > 0 ? rollout_tokens / rollout_seconds : 0.0;
   m["train_tok_s"] = train_seconds > 0 ? train_tokens / train_seconds : 0.0;
   m["step_s"] = seconds_since(t_step);
-  write_samples(batch, adv);
+  if (main()) write_samples(batch, adv);
   return m;
 }
 
@@ -651,7 +780,23 @@ void Trainer::State::write_plot() {
 // ---- checkpoints
 // -------------------------------------------------------------------------------------------------
 
+void Trainer::State::check_replicas() {
+  if (world->size() == 1) return;
+  double sum = 0;
+  {
+    c10::NoGradGuard no_grad;
+    for (const auto& p : policy.model->parameters())
+      sum += p.to(at::kDouble).sum().item<double>();
+  }
+  const std::vector<double> v = world->all_reduce({sum, -sum}, dist::ReduceOp::max);
+  AHA_CHECK(
+      v[0] == -v[1], "at step ", step, " the ranks' parameters differ (checksums from ", -v[1], " to ", v[0],
+      "): data-parallel replicas must stay identical, so the run stops rather than train diverged copies");
+}
+
 void Trainer::State::save_checkpoint() {
+  check_replicas();
+  if (!main()) return;
   Json st;
   st["step"] = step;
   st["prompts"] = prompts->state();
@@ -713,6 +858,7 @@ Trainer::Trainer(Config config, const reward::Registry& registry, TrainerOptions
   AHA_CHECK(!s.run_dir.empty(), "train.run_dir is empty");
   std::string checkpoint;
   if (s.opts.eval_only) {
+    s.world = std::make_shared<dist::World>();
     s.policy = make_policy(s.cfg.model, s.cfg.data);
     s.pad_id = s.policy.tokenizer->special_tokens().pad.value_or(0);
     s.prompts = std::make_unique<PromptSource>(s.cfg.data);
@@ -729,13 +875,33 @@ Trainer::Trainer(Config config, const reward::Registry& registry, TrainerOptions
     AHA_FAIL("the run directory ", s.run_dir, " already holds a run: resume it with `aha train --resume ",
              s.run_dir, "`, or choose another train.run_dir");
   }
-  io::make_dirs(s.run_dir);
-  if (s.cfg.log.file) log::open_file((fs::path(s.run_dir) / "aha.log").string());
-
+  // Join the other ranks first (one process: nothing to join): a failed rendezvous costs no model build.
   ModelSection ms = s.cfg.model;
+  const dist::WorldSpec spec =
+      s.opts.world ? s.opts.world->spec() : dist::resolve_world(s.cfg.dist, dist::process_environment());
+  ms.device = dist::rank_device(ms.device, spec, torch::cuda::is_available());
+  s.world = s.opts.world ? s.opts.world : dist::World::connect(spec, resolve_device(ms.device));
+  if (!s.main()) s.opts.console = false;
+  if (s.world->backend() != "none" && s.main())
+    log::info("data parallel: ", s.world->size(), " rank(s) (", s.world->backend(), ", from ", spec.source,
+              "), rendezvous at ", spec.master_addr, ":", spec.master_port);
+
+  if (s.main()) {
+    io::make_dirs(s.run_dir);
+    if (s.cfg.log.file) log::open_file((fs::path(s.run_dir) / "aha.log").string());
+  }
   if (!checkpoint.empty()) ms.path = (fs::path(checkpoint) / "model").string();
   s.policy = make_policy(ms, s.cfg.data);
   s.pad_id = s.policy.tokenizer->special_tokens().pad.value_or(0);
+  {
+    // Every rank starts from rank 0's weights, whatever its own initialisation did.
+    std::vector<at::Tensor> state;
+    for (const auto& p : s.policy.model->parameters())
+      state.push_back(p);
+    for (const auto& b : s.policy.model->buffers())
+      state.push_back(b);
+    s.world->broadcast(state);
+  }
   if (s.cfg.grpo.beta > 0) {
     s.ref = model::Transformer(s.policy.model->config());
     s.ref->to(s.policy.device);
@@ -753,9 +919,12 @@ Trainer::Trainer(Config config, const reward::Registry& registry, TrainerOptions
 
   if (!checkpoint.empty()) {
     s.load_checkpoint(checkpoint);
+    if (!s.main()) return;
     truncate_jsonl_after_step((fs::path(s.run_dir) / "metrics.jsonl").string(), s.step);
     truncate_jsonl_after_step((fs::path(s.run_dir) / "samples.jsonl").string(), s.step);
     log::info("resumed ", s.run_dir, " at step ", s.step, " from ", checkpoint);
+  } else if (!s.main()) {
+    return;
   } else {
     io::write_file_atomic((fs::path(s.run_dir) / "config.json").string(), to_json(s.cfg).dump(2) + "\n");
     fs::remove(fs::path(s.run_dir) / "metrics.jsonl");
@@ -795,21 +964,28 @@ RunSummary Trainer::run() {
   State& s = *s_;
   RunSummary summary;
   summary.run_dir = s.run_dir;
+  summary.rank = s.world->rank();
   s.started = Clock::now();
   const auto t0 = Clock::now();
   if (s.step == 0 && s.cfg.train.eval_at_start) {
-    log::info("evaluating on ", s.prompts->eval().size(), " held-out prompts before training");
+    if (s.main()) log::info("evaluating on ", s.prompts->eval().size(), " held-out prompts before training");
     EvalResult before = s.evaluate();
     summary.before = before;
     Json m;
     m["step"] = 0;
     s.add_eval(m, before);
-    s.metrics->write(m);
-    s.history.push_back(m);
-    log::info("before RL: held-out accuracy ", 100 * before.accuracy, "%");
+    if (s.main()) {
+      s.metrics->write(m);
+      s.history.push_back(m);
+      log::info("before RL: held-out accuracy ", 100 * before.accuracy, "%");
+    }
   }
   while (s.step < s.cfg.train.steps) {
-    if (stop_requested()) {
+    // A signal may reach the ranks at different steps: they stop together when any of them got one.
+    const bool stop = s.world->size() == 1
+                          ? stop_requested()
+                          : s.world->all_reduce({stop_requested() ? 1.0 : 0.0}, dist::ReduceOp::max)[0] > 0;
+    if (stop) {
       log::warn("stop requested: writing a checkpoint at step ", s.step);
       summary.stopped_early = true;
       break;
@@ -820,11 +996,13 @@ RunSummary Trainer::run() {
       summary.after = after;
       s.add_eval(m, after);
     }
-    s.metrics->write(m);
-    s.history.push_back(m);
-    s.console_line(m);
+    if (s.main()) {
+      s.metrics->write(m);
+      s.history.push_back(m);
+      s.console_line(m);
+      if (m.contains("eval/accuracy")) s.write_plot();
+    }
     if (s.opts.on_step) s.opts.on_step(m);
-    if (m.contains("eval/accuracy")) s.write_plot();
     if (s.bad_steps >= s.cfg.train.max_bad_steps) {
       log::error(s.bad_steps, " steps in a row had a non-finite loss: stopping with a checkpoint");
       summary.stopped_early = true;
@@ -834,7 +1012,8 @@ RunSummary Trainer::run() {
       s.save_checkpoint();
   }
   s.save_checkpoint();
-  s.write_plot();
+  if (s.main()) s.write_plot();
+  s.world->barrier();  // no rank leaves (and closes its connections) while another still needs it
   summary.steps = s.step;
   summary.seconds = seconds_since(t0);
   summary.plot_path = (fs::path(s.run_dir) / "plot.png").string();

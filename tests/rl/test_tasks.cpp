@@ -124,6 +124,35 @@ TEST(Corpus, NeverShowsHeldOutQuestionsNorArithmeticInTheLayout) {
     EXPECT_NO_THROW(tok.encode(c.document(2, i)));
 }
 
+TEST(Corpus, HeldOutFactsShowsTheHeldOutSumsInPlainFormOnly) {
+  DataSection d;
+  d.task_params = Json{{"max_operand", 9}};
+  d.eval_size = 20;
+  std::vector<std::string> held = held_out_questions(d);
+  std::unordered_set<std::string> exclude(held.begin(), held.end());
+  Corpus c("r1_base", Json{{"arithmetic", d.task_params}, {"held_out_facts", true}}, exclude);
+  std::unordered_set<std::string> seen;
+  for (uint64_t i = 0; i < 3000; ++i) {
+    const std::string doc = c.document(1, i);
+    if (doc.find("<think>") != std::string::npos) {
+      EXPECT_EQ(doc.substr(0, doc.find('\n')).find_first_of("+*="), std::string::npos) << doc;
+      continue;
+    }
+    size_t start = 0;
+    while (start < doc.size()) {  // "a+b=c" facts separated by spaces
+      const size_t end = std::min(doc.find(' ', start), doc.size());
+      const std::string question = doc.substr(start, doc.find('=', start) - start);
+      if (exclude.count(question)) seen.insert(question);
+      start = end + 1;
+    }
+  }
+  EXPECT_EQ(seen.size(), held.size()) << "every held-out sum appears as a plain fact";
+  EXPECT_NE(test::error_of([&] {
+              Corpus("r1_base", Json{{"held_out_facts", 1}}, {});
+            }).find("held_out_facts"),
+            std::string::npos);
+}
+
 TEST(PromptSource, TaskTrainingNeverDrawsHeldOutQuestionsAndResumes) {
   DataSection d;
   d.task_params = Json{{"max_operand", 9}};

@@ -23,6 +23,7 @@ struct ModelSection {
   uint64_t init_seed = 0;             // seed of the initial weights when no checkpoint is given
   std::string architecture = "tiny";  // fresh model: a built-in preset or a config.json path
   std::string tokenizer;              // tokenizer file; empty: the checkpoint's, else the task vocabulary
+  std::string fp8_scales = "fp32";    // precision fp8: the quantisation scales' format
 
   template <class V>
   void visit(V& v) {
@@ -39,6 +40,10 @@ struct ModelSection {
       "tokenizer.json or {\"type\": \"char\"} file; empty: the checkpoint's tokenizer.json, else the "
       "built-in "
       "task vocabulary (task)");
+    v("fp8_scales", fp8_scales,
+      "with precision fp8: fp32 scales (amax / 448) or ue8m0 (powers of two, rounded up) for activations, "
+      "gradients and weights",
+      Constraint::one_of({"fp32", "ue8m0"}));
   }
 };
 

@@ -5,7 +5,11 @@
 // or fused
 // (`mlp.experts.gate_up_proj` [E, 2*Im, D], `mlp.experts.down_proj` [E, D, Im]); F32/BF16/F16 weights, and
 // FP8 E4M3 weights with `<name>_scale_inv` [ceil(out/128), ceil(in/128)] (dequantised exactly per 128x128
-// block, partial edge blocks included). The keys of multi-token-prediction layers (index >=
+// block, partial edge blocks included; an E4M3 weight of a Linear layer is also handed to the layer as it is,
+// so that FP8 compute uses the shipped bits and scales: LinearImpl::set_fp8_weight; the routed experts' E4M3
+// weights likewise go to ExpertsImpl::set_fp8_weights, down_proj always, the fused gate_up_proj when gate's
+// rows end on a 128-row block boundary, moe_intermediate_size % 128 == 0). The keys of
+// multi-token-prediction layers (index >=
 // num_hidden_layers) are skipped. A missing key, an unexpected key and a shape mismatch are errors naming the
 // key (and both shapes). Saving writes per-expert keys, the dtype asked for, and transformers' config.json.
 #pragma once

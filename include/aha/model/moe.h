@@ -5,12 +5,14 @@
 // -inf); idx = topk(s', K); w = s[idx] (unbiased), normalised to sum 1 when norm_topk_prob, times
 // routed_scaling_factor. Experts are stored fused as HF holds them in memory: gate_up_proj [E, 2*Im, D] (gate
 // rows first), down_proj [E, D, Im]. Dispatch sorts the (token, slot) pairs by expert and runs each expert
-// once on its tokens.
+// once on its tokens. With set_fp8(true) the experts' GEMMs run block-scaled in FP8
+// (kernels/fp8_grouped_linear.h); the fused weights stay the fp32 masters.
 #pragma once
 
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include "aha/kernels/fp8.h"
 #include "aha/model/config.h"
 #include "aha/model/linear.h"
 
@@ -67,10 +69,35 @@ class ExpertsImpl : public torch::nn::Module {
   // defined.
   at::Tensor forward(const at::Tensor& x, const Routing& routing, at::Tensor* load = nullptr);
 
+  // FP8 compute for forward() (and its backward); ue8m0: power-of-two scales.
+  void set_fp8(bool on, bool ue8m0 = false) {
+    fp8_ = on;
+    ue8m0_ = ue8m0;
+  }
+  bool fp8() const { return fp8_; }
+  // Installs the grouped 128x128-block quantisation of the current gate_up_proj / down_proj (an FP8
+  // checkpoint's own bits); an undefined one is left as it is.
+  void set_fp8_weights(kernels::Fp8Tensor gate_up_q, kernels::Fp8Tensor down_q);
+  // The quantised weights forward() uses in FP8 (quantised now when stale: the weight's version moved).
+  kernels::Fp8Tensor fp8_gate_up();
+  kernels::Fp8Tensor fp8_down();
+
   at::Tensor gate_up_proj;  // [E, 2 * Im, D]
   at::Tensor down_proj;     // [E, D, Im]
+
+ private:
+  struct CachedFp8 {
+    kernels::Fp8Tensor q;
+    int64_t version = -1;
+  };
+  kernels::Fp8Tensor cached_fp8(CachedFp8& cache, const at::Tensor& weight);
+  bool fp8_ = false, ue8m0_ = false;
+  CachedFp8 gate_up_q_, down_q_;
 };
 TORCH_MODULE(Experts);
+
+// Switches the routed experts of every MoE layer to FP8; returns how many expert modules were switched.
+int64_t enable_fp8_experts(torch::nn::Module& model, bool ue8m0 = false);
 
 class MoeImpl : public torch::nn::Module {
  public:

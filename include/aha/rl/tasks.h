@@ -41,7 +41,9 @@ std::unique_ptr<Task> make_task(const std::string& name, const Json& params);
 std::vector<std::string> task_names();
 
 // The default run's pretraining corpus (see above). `params`: the arithmetic task's params under
-// "arithmetic", "fact_share" (0.5: share of arithmetic facts), "exclude": questions never to show.
+// "arithmetic", "fact_share" (0.5: share of arithmetic facts), "held_out_facts" (false: the plain-form facts
+// leave out the questions in `exclude`, the held-out ones; true: they include them, so the base knows every
+// sum as a base model knows its arithmetic, and RL still never trains on them).
 class Corpus {
  public:
   Corpus(const std::string& name, const Json& params, std::unordered_set<std::string> exclude);
@@ -51,6 +53,7 @@ class Corpus {
  private:
   std::unique_ptr<Task> arithmetic_;
   double fact_share_ = 0.5;
+  bool held_out_facts_ = false;
   std::unordered_set<std::string> exclude_;
 };
 

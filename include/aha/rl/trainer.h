@@ -19,6 +19,18 @@
 // newest. Resuming loads the newest checkpoint, cuts metrics.jsonl and samples.jsonl back to its step and
 // continues: on CPU the resumed run gives the same metrics and weights, bit for bit, as one that never
 // stopped.
+//
+// Data parallel (dist/process_group.h): launched by torchrun, Slurm or `aha launch`, every rank holds a whole
+// copy of the policy. All ranks draw the same global prompts; rank r samples and scores its contiguous share
+// (a prompt's G completions stay on one rank, seeded by the prompt's global index), so W ranks see the batch
+// one process would. Dynamic sampling decides which groups to keep from the zero-variance flags of every
+// rank, as one process would. Advantages are computed over the gathered rewards; the loss normalisers
+// (tokens, sequences) are summed over ranks, so each rank's gradient is its share of the global loss's and
+// the gradients are SUMMED (not averaged) in flat buckets before clipping. Every rank then takes the same
+// AdamW step; the MoE bias update uses the summed expert loads; metrics are reduced over ranks; evaluation is
+// sharded. Only rank 0 writes the run directory (config, metrics, its own samples, log, plot, checkpoints);
+// at each checkpoint the ranks check that their parameters still agree. Resume with the same world size,
+// with the run directory on a filesystem every rank reads.
 #pragma once
 
 #include <atomic>
@@ -31,6 +43,10 @@
 #include "aha/core/config.h"
 #include "aha/reward/reward.h"
 #include "aha/rl/prompts.h"
+
+namespace aha::dist {
+class World;
+}
 
 namespace aha::rl {
 
@@ -51,6 +67,7 @@ struct RunSummary {
   std::optional<EvalResult> after;   // evaluation at the end
   double seconds = 0;
   std::string run_dir, plot_path;
+  int64_t rank = 0;  // this process's rank in a data-parallel run (programs report on rank 0 only)
 };
 
 struct TrainerOptions {
@@ -58,8 +75,11 @@ struct TrainerOptions {
   bool console = true;  // print a line per step (log.every) and progress bars
   bool eval_only =
       false;  // only the policy, prompts and rewards, for evaluate() (`aha eval`): no run directory
-  // Called with each step's metrics (tests and embedding programs).
+  // Called with each step's metrics (tests and embedding programs), on every rank.
   std::function<void(const Json&)> on_step;
+  // The distributed run this trainer is one rank of; null: joined from the environment (RANK/WORLD_SIZE
+  // from torchrun or `aha launch`, or Slurm's variables), one process when none is set.
+  std::shared_ptr<dist::World> world;
 };
 
 // Asks a running trainer to stop after the current step, write a checkpoint and return (signal-safe).

@@ -1,0 +1,78 @@
+// One process's handle on a distributed run: PyTorch's c10d underneath (a TCPStore rendezvous, then
+// ProcessGroupNCCL on CUDA or ProcessGroupGloo on CPU), behind a few blocking collectives the trainer needs.
+//
+// What must hold: every rank calls the same collectives in the same order with tensors of the same shapes and
+// dtypes; a collective that fails (a rank died, the timeout passed) throws an aha::Error naming the
+// operation, this rank and the backend, and the World is unusable afterwards. A World of one process (the
+// default constructor, or connect() without a launcher) has no store and no process group, and its
+// collectives return their input unchanged. No global state: the trainer owns its World and passes it where
+// it is needed.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aha/dist/topology.h"
+
+namespace aha::dist {
+
+enum class ReduceOp { sum, max };
+
+class World {
+ public:
+  // One process: no store, no process group.
+  World();
+  ~World();
+  World(const World&) = delete;
+  World& operator=(const World&) = delete;
+
+  // Joins the run `spec` describes. A process no launcher started (spec.source "single") gets a World of one
+  // that connects to nothing; one a launcher started, even alone, builds the store and process group.
+  // Rank 0 hosts the TCPStore on master_addr:master_port unless torchrun's agent already does; backend auto
+  // is nccl when `device` is CUDA (set as this thread's current device first), else gloo. A rendezvous that
+  // does not complete within spec.timeout_s throws, naming address:port, this rank and the world size.
+  static std::shared_ptr<World> connect(const WorldSpec& spec, const c10::Device& device);
+
+  int64_t rank() const;
+  int64_t size() const;
+  int64_t local_rank() const;
+  bool is_main() const { return rank() == 0; }
+  const std::string& backend() const;  // none (one process), gloo or nccl
+  const WorldSpec& spec() const;
+
+  // In place, on any device (staged through the backend's device when they differ).
+  void all_reduce(at::Tensor& t, ReduceOp op = ReduceOp::sum);
+  // Host numbers, reduced element-wise (as float64).
+  std::vector<double> all_reduce(std::vector<double> v, ReduceOp op = ReduceOp::sum);
+  // Every rank's `local` (any length, possibly empty), concatenated in rank order on every rank; `offset`
+  // (optional) receives where this rank's part starts. Values pass unchanged (NaN included).
+  std::vector<double> all_gather(const std::vector<double>& local, size_t* offset = nullptr);
+  // Sums the gradients of `params` over ranks in flat float32 buckets of at most bucket_bytes, one
+  // collective per bucket. A parameter whose gradient is undefined on every rank keeps it undefined (AdamW
+  // then skips it, as in one process); undefined on some ranks counts as zero there.
+  void all_reduce_grads(const std::vector<at::Tensor>& params, int64_t bucket_bytes = int64_t{25} << 20);
+  // Copies rank `root`'s values of `tensors` into every rank's, in place, bucketed per dtype and device.
+  void broadcast(const std::vector<at::Tensor>& tensors, int64_t root = 0,
+                 int64_t bucket_bytes = int64_t{25} << 20);
+  // Returns when every rank has called it.
+  void barrier();
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// Whether this build has the backend: gloo needs the gloo headers at build time, nccl a CUDA build.
+bool backend_available(const std::string& backend);
+
+// The device this rank computes on: model.device, with "auto"/"cuda" mapped to cuda:LOCAL_RANK when several
+// ranks share a node (cpu stays cpu).
+std::string rank_device(const std::string& model_device, const WorldSpec& spec, bool cuda_available);
+
+}  // namespace aha::dist

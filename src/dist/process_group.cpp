@@ -1,0 +1,288 @@
+#include "aha/dist/process_group.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <chrono>
+#include <cmath>
+
+#include "aha/core/error.h"
+#include "backends.h"
+
+namespace aha::dist {
+
+namespace {
+
+std::string first_line(const std::exception& e) {
+  const auto* ce = dynamic_cast<const c10::Error*>(&e);
+  std::string s = ce ? ce->what_without_backtrace() : e.what();
+  const size_t nl = s.find('\n');
+  return nl == std::string::npos ? s : s.substr(0, nl);
+}
+
+bool loopback(const std::string& host) {
+  return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
+}
+
+c10d::ReduceOp to_c10d(ReduceOp op) {
+  return op == ReduceOp::max ? c10d::ReduceOp(c10d::ReduceOp::MAX) : c10d::ReduceOp(c10d::ReduceOp::SUM);
+}
+
+// Consecutive runs of tensors with one dtype and device, at most `bucket_bytes` each (a larger tensor is a
+// bucket of its own).
+std::vector<std::pair<size_t, size_t>> buckets(const std::vector<at::Tensor>& ts, int64_t bucket_bytes) {
+  std::vector<std::pair<size_t, size_t>> out;
+  size_t begin = 0;
+  int64_t bytes = 0;
+  for (size_t i = 0; i < ts.size(); ++i) {
+    const int64_t b = ts[i].numel() * static_cast<int64_t>(ts[i].element_size());
+    const bool split = i > begin && (ts[i].scalar_type() != ts[begin].scalar_type() ||
+                                     ts[i].device() != ts[begin].device() || bytes + b > bucket_bytes);
+    if (split) {
+      out.emplace_back(begin, i);
+      begin = i;
+      bytes = 0;
+    }
+    bytes += b;
+  }
+  if (begin < ts.size()) out.emplace_back(begin, ts.size());
+  return out;
+}
+
+}  // namespace
+
+struct World::Impl {
+  WorldSpec spec;
+  std::string backend = "none";
+  c10::Device comm_device{c10::kCPU};  // where the backend's collectives take their tensors
+  std::chrono::milliseconds timeout{600000};
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::Backend> pg;
+  bool broken = false;
+
+  ~Impl() {
+    if (pg && broken) {
+      try {
+        pg->abort();
+      } catch (...) {
+      }
+    }
+  }
+
+  [[noreturn]] void fail(const char* op, const std::string& why) {
+    broken = true;
+    AHA_FAIL(
+        "collective ", op, " failed on rank ", spec.rank, " of ", spec.world_size, " (", backend,
+        ", timeout ", spec.timeout_s, " s): ", why,
+        ". Another rank has probably stopped (crashed, killed, out of memory) or is stuck: see its output");
+  }
+
+  template <class F>
+  void run(const char* op, F&& launch) {
+    AHA_CHECK(!broken, "collective ", op, " on rank ", spec.rank,
+              ": the process group is unusable after an earlier failed collective");
+    try {
+      c10::intrusive_ptr<c10d::Work> work = launch();
+      work->wait(timeout);
+    } catch (const std::exception& e) {
+      fail(op, first_line(e));
+    }
+  }
+
+  void wait_all(const char* op, std::vector<c10::intrusive_ptr<c10d::Work>>& works) {
+    try {
+      for (auto& w : works)
+        w->wait(timeout);
+    } catch (const std::exception& e) {
+      fail(op, first_line(e));
+    }
+  }
+};
+
+World::World() : impl_(std::make_unique<Impl>()) {}
+World::~World() = default;
+
+int64_t World::rank() const {
+  return impl_->spec.rank;
+}
+int64_t World::size() const {
+  return impl_->spec.world_size;
+}
+int64_t World::local_rank() const {
+  return impl_->spec.local_rank;
+}
+const std::string& World::backend() const {
+  return impl_->backend;
+}
+const WorldSpec& World::spec() const {
+  return impl_->spec;
+}
+
+std::shared_ptr<World> World::connect(const WorldSpec& spec, const c10::Device& device) {
+  auto w = std::make_shared<World>();
+  Impl& m = *w->impl_;
+  m.spec = spec;
+  // One process that no launcher started has nothing to join. Started by one (even alone, as in the GPU
+  // check's world of one), it builds the store and the process group, and every collective goes through them.
+  if (spec.source == "single") return w;
+  std::string backend = spec.backend == "auto" ? (device.is_cuda() ? "nccl" : "gloo") : spec.backend;
+  AHA_CHECK(backend == "gloo" || backend == "nccl", "dist.backend must be auto, gloo or nccl, got \"",
+            backend, "\"");
+  AHA_CHECK(backend != "nccl" || device.is_cuda(), "dist.backend is nccl but rank ", spec.rank,
+            " computes on ", device.str(), ": NCCL needs a CUDA device (gloo runs on CPU)");
+  m.backend = backend;
+  m.comm_device = backend == "nccl" ? device : c10::Device(c10::kCPU);
+  m.timeout = std::chrono::milliseconds(static_cast<int64_t>(std::ceil(spec.timeout_s * 1000)));
+  const std::string where = spec.master_addr + ":" + std::to_string(spec.master_port);
+  try {
+    c10d::TCPStoreOptions o;
+    o.port = static_cast<uint16_t>(spec.master_port);
+    o.isServer = spec.rank == 0 && !spec.agent_store;
+    if (!spec.agent_store) o.numWorkers = static_cast<size_t>(spec.world_size);
+    o.timeout = m.timeout;
+    auto tcp = c10::make_intrusive<c10d::TCPStore>(spec.master_addr, o);
+    m.store = c10::make_intrusive<c10d::PrefixStore>("aha/pg0", tcp);
+    const int rank = static_cast<int>(spec.rank), size = static_cast<int>(spec.world_size);
+    m.pg = backend == "nccl"
+               ? detail::make_nccl(m.store, rank, size, m.timeout, device.has_index() ? device.index() : 0)
+               : detail::make_gloo(m.store, rank, size, m.timeout,
+                                   loopback(spec.master_addr) ? "127.0.0.1" : "");
+  } catch (const aha::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    AHA_FAIL(
+        "rendezvous failed: rank ", spec.rank, " of ", spec.world_size, " (", spec.source, ", ", backend,
+        ") could not meet the others through the TCPStore at ", where,
+        spec.agent_store ? " (hosted by torchrun's agent)"
+        : spec.rank == 0 ? " (hosted by this rank)"
+                         : " (hosted by rank 0)",
+        " within ", spec.timeout_s, " s (dist.timeout_s): ", first_line(e),
+        ". Check that every rank got the same MASTER_ADDR/MASTER_PORT and WORLD_SIZE, that rank 0 started, "
+        "and that the port is reachable");
+  }
+  w->barrier();
+  return w;
+}
+
+void World::all_reduce(at::Tensor& t, ReduceOp op) {
+  if (!impl_->pg) return;
+  at::Tensor x = t.to(impl_->comm_device).contiguous();
+  std::vector<at::Tensor> v{x};
+  c10d::AllreduceOptions o;
+  o.reduceOp = to_c10d(op);
+  impl_->run("all_reduce", [&] { return impl_->pg->allreduce(v, o); });
+  if (!x.is_same(t)) t.copy_(x);
+}
+
+std::vector<double> World::all_reduce(std::vector<double> v, ReduceOp op) {
+  if (!impl_->pg || v.empty()) return v;
+  at::Tensor t = at::tensor(v, at::TensorOptions().dtype(at::kDouble));
+  all_reduce(t, op);
+  const double* p = t.data_ptr<double>();
+  return std::vector<double>(p, p + t.numel());
+}
+
+std::vector<double> World::all_gather(const std::vector<double>& local, size_t* offset_out) {
+  if (offset_out) *offset_out = 0;
+  if (!impl_->pg) return local;
+  std::vector<double> counts(static_cast<size_t>(size()), 0.0);
+  counts[static_cast<size_t>(rank())] = static_cast<double>(local.size());
+  counts = all_reduce(counts);
+  size_t total = 0, offset = 0;
+  for (int64_t r = 0; r < size(); ++r) {
+    if (r == rank()) offset = total;
+    total += static_cast<size_t>(counts[static_cast<size_t>(r)]);
+  }
+  if (offset_out) *offset_out = offset;
+  if (total == 0) return {};
+  // Every other rank adds zeros to this rank's slice: x + 0 == x exactly (NaN included).
+  std::vector<double> all(total, 0.0);
+  std::copy(local.begin(), local.end(), all.begin() + static_cast<std::ptrdiff_t>(offset));
+  return all_reduce(std::move(all));
+}
+
+void World::all_reduce_grads(const std::vector<at::Tensor>& params, int64_t bucket_bytes) {
+  if (!impl_->pg || params.empty()) return;
+  std::vector<double> has(params.size());
+  for (size_t i = 0; i < params.size(); ++i)
+    has[i] = params[i].grad().defined() ? 1.0 : 0.0;
+  has = all_reduce(std::move(has), ReduceOp::max);
+  std::vector<at::Tensor> live;
+  for (size_t i = 0; i < params.size(); ++i)
+    if (has[i] > 0) live.push_back(params[i]);
+  // Launch every bucket, then wait: the backend's threads reduce one bucket while the next is copied.
+  std::vector<std::pair<size_t, size_t>> bs = buckets(live, bucket_bytes);
+  std::vector<at::Tensor> flats;
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  c10::NoGradGuard no_grad;
+  try {
+    for (const auto& [b, e] : bs) {
+      std::vector<at::Tensor> parts;
+      for (size_t i = b; i < e; ++i) {
+        const at::Tensor& g = live[i].grad();
+        parts.push_back(g.defined() ? g.reshape(-1) : at::zeros({live[i].numel()}, live[i].options()));
+      }
+      flats.push_back(at::cat(parts).to(impl_->comm_device));
+      std::vector<at::Tensor> v{flats.back()};
+      works.push_back(impl_->pg->allreduce(v));
+    }
+  } catch (const std::exception& e) {
+    impl_->fail("all_reduce (gradients)", first_line(e));
+  }
+  impl_->wait_all("all_reduce (gradients)", works);
+  for (size_t k = 0; k < bs.size(); ++k) {
+    int64_t at_ = 0;
+    for (size_t i = bs[k].first; i < bs[k].second; ++i) {
+      at::Tensor& p = live[i];
+      at::Tensor part = flats[k].narrow(0, at_, p.numel()).view(p.sizes()).to(p.device());
+      at_ += p.numel();
+      if (p.grad().defined()) {
+        p.mutable_grad().copy_(part);
+      } else {
+        p.mutable_grad() = part.clone();
+      }
+    }
+  }
+}
+
+void World::broadcast(const std::vector<at::Tensor>& tensors, int64_t root, int64_t bucket_bytes) {
+  if (!impl_->pg || tensors.empty()) return;
+  c10::NoGradGuard no_grad;
+  for (const auto& [b, e] : buckets(tensors, bucket_bytes)) {
+    std::vector<at::Tensor> parts;
+    for (size_t i = b; i < e; ++i)
+      parts.push_back(tensors[i].reshape(-1));
+    std::vector<at::Tensor> v{at::cat(parts).to(impl_->comm_device)};
+    c10d::BroadcastOptions o;
+    o.rootRank = root;
+    impl_->run("broadcast", [&] { return impl_->pg->broadcast(v, o); });
+    int64_t at_ = 0;
+    for (size_t i = b; i < e; ++i) {
+      at::Tensor t = tensors[i];
+      t.copy_(v[0].narrow(0, at_, t.numel()).view(t.sizes()));
+      at_ += t.numel();
+    }
+  }
+}
+
+void World::barrier() {
+  if (!impl_->pg) return;
+  at::Tensor one = at::ones({1}, at::TensorOptions().dtype(at::kFloat));
+  all_reduce(one);
+}
+
+bool backend_available(const std::string& backend) {
+  return backend == "gloo" ? detail::have_gloo() : backend == "nccl" ? detail::have_nccl() : false;
+}
+
+std::string rank_device(const std::string& model_device, const WorldSpec& spec, bool cuda_available) {
+  if (spec.world_size == 1) return model_device;
+  const std::string mine = "cuda:" + std::to_string(spec.local_rank);
+  if (model_device == "auto") return cuda_available ? mine : "cpu";
+  if (model_device == "cuda") return mine;
+  return model_device;
+}
+
+}  // namespace aha::dist

@@ -1,0 +1,239 @@
+// Data-parallel GRPO end to end with the `aha` executable on Gloo (localhost, free ports, CPU):
+//   - 2 ranks x 3 steps started by `aha launch` end with the parameters of one process running the same
+//   global
+//     batch with the same seeds (within 1e-6), the same rewards, and only rank 0 writing the run directory;
+//   - the same with dynamic sampling (refills decided from every rank's zero-variance groups);
+//   - 2 ranks stopped after 2 steps and resumed end where an uninterrupted 2-rank run does, bit for bit;
+//   - a rank killed with SIGKILL mid-run makes the other exit with an error naming the failed collective,
+//     well within the timeout;
+//   - torchrun --no-python starts a 2-rank run (skipped when the venv has no torchrun).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "../support/run_cli.h"
+#include "aha/dist/launch.h"
+#include "aha/dist/process_group.h"
+#include "aha/io/file.h"
+#include "aha/io/safetensors.h"
+#include "aha/rl/run_files.h"
+
+namespace aha::dist {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+fs::path temp_dir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / (name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+// A tiny run: 4 prompts x G 4 per step, micro-batches of 4 (two per rank, the same rows as one process's),
+// beta > 0 (the reference model), a held-out evaluation at the end (sharded over ranks). The ranks'
+// gradients are summed in another order than one process sums its micro-batches, and AdamW's
+// m / (sqrt(v) + eps) turns that rounding (1e-7 relative) in near-zero gradient components into steps of up
+// to lr: with lr 1e-3 and adam_eps 1e-6 the largest difference after 3 steps was 1.1e-6 (a few elements of
+// 2.3 M above 1e-7), hence lr 3e-4 here.
+// `pattern`: a regex_match reward that a fresh model's completions match about half the time, so groups
+// have reward variance and the updates are real.
+std::string write_config(const fs::path& dir, const std::string& pattern = "[0-4]",
+                         const std::string& extra = "") {
+  const std::string text = R"({
+    "model": {"architecture": "tiny", "init_seed": 3, "device": "cpu"},
+    "data": {"task_params": {"max_operand": 9}, "eval_size": 6, "template": "User: {question}\nAssistant: <think>"},
+    "rollout": {"num_generations": 4, "max_new_tokens": 10, "stop": ["</answer>"], "temperature": 1.5},
+    "reward": {"functions": [{"name": "format", "params": {"prefix": "<think>"}},
+                             {"name": "math_accuracy", "params": {"source": "answer_tag"}},
+                             {"name": "regex_match", "params": {"pattern": ")" +
+                           pattern + R"("}}]},
+    "grpo": {"beta": 0.01)" +
+                           extra + R"(},
+    "optim": {"lr": 3e-4, "adam_eps": 1e-6},
+    "train": {"steps": 3, "prompts_per_step": 4, "micro_batch_size": 4, "eval_every": 0, "save_every": 0,
+              "eval_at_start": false},
+    "log": {"level": "warn", "file": false, "samples_per_step": 2},
+    "dist": {"timeout_s": 60}
+  })";
+  const std::string path = (dir / "run.json").string();
+  io::write_file_atomic(path, text);
+  return path;
+}
+
+// Largest |a - b| over every tensor of two HF checkpoints (they must hold the same names).
+double max_difference(const fs::path& a, const fs::path& b) {
+  io::Checkpoint ca = io::Checkpoint::open(a.string()), cb = io::Checkpoint::open(b.string());
+  EXPECT_EQ(ca.names(), cb.names());
+  double worst = 0;
+  for (const auto& name : ca.names()) {
+    if (!cb.contains(name)) continue;
+    at::Tensor x = ca.tensor(name).to(at::kDouble), y = cb.tensor(name).to(at::kDouble);
+    worst = std::max(worst, (x - y).abs().max().item<double>());
+  }
+  return worst;
+}
+
+std::vector<Json> metrics_of(const fs::path& run) {
+  return rl::read_metrics((run / "metrics.jsonl").string());
+}
+
+// Trains one process and two ranks (started by `launch`) on the same config; checks what must agree.
+void expect_two_ranks_match_one_process(const std::string& name, const std::string& pattern,
+                                        const std::string& extra) {
+  if (!backend_available("gloo")) GTEST_SKIP() << "built without the gloo headers (Debian libgloo-dev)";
+  const fs::path d = temp_dir(name);
+  const std::string cfg = write_config(d, pattern, extra);
+  const test::CliRun one =
+      test::run_cli("train -c '" + cfg + "' --set train.run_dir=" + (d / "one").string());
+  ASSERT_EQ(one.status, 0) << one.out;
+  const test::CliRun two = test::run_cli("launch --nproc-per-node 2 -- aha train -c '" + cfg +
+                                         "' --set train.run_dir=" + (d / "two").string());
+  ASSERT_EQ(two.status, 0) << two.out;
+
+  EXPECT_LE(max_difference(d / "one/checkpoints/step-3/model", d / "two/checkpoints/step-3/model"), 1e-6);
+  EXPECT_LE(max_difference(d / "one/checkpoints/step-3/ref", d / "two/checkpoints/step-3/ref"), 1e-6);
+  const std::vector<Json> m1 = metrics_of(d / "one"), m2 = metrics_of(d / "two");
+  ASSERT_EQ(m1.size(), 3u);
+  ASSERT_EQ(m2.size(), 3u);
+  double largest_grad = 0;  // real updates, not a comparison of untouched weights
+  for (const auto& m : m1)
+    largest_grad = std::max(largest_grad, m["grad_norm"].get<double>());
+  EXPECT_GT(largest_grad, 0.1);
+  for (size_t i = 0; i < 3; ++i) {
+    for (const char* k : {"groups", "completion_len_max"})
+      EXPECT_EQ(m1[i][k].dump(), m2[i][k].dump()) << k << " at step " << i + 1;
+    for (const char* k : {"reward", "reward_std", "accuracy", "completion_len", "zero_std_frac", "entropy",
+                          "kl", "loss", "grad_norm", "rewards/format", "rewards/regex_match"})
+      EXPECT_NEAR(m1[i][k].get<double>(), m2[i][k].get<double>(), 1e-5) << k << " at step " << i + 1;
+  }
+  EXPECT_NEAR(m1[2]["eval/accuracy"].get<double>(), m2[2]["eval/accuracy"].get<double>(), 1e-12);
+  // Rank 0 alone wrote the run directory; the checkpoint step checked that both ranks' weights agree.
+  EXPECT_TRUE(fs::exists(d / "two/config.json"));
+  EXPECT_NE(two.out.find("finished after 3 steps"), std::string::npos) << two.out;
+}
+
+TEST(DistTrainer, TwoRanksEqualOneProcess) {
+  expect_two_ranks_match_one_process("dist_equal", "[0-4]", "");
+}
+
+// "=" is rarer: after two refill rounds the steps keep 0, 3 and 2 of 4 groups, decided from both ranks'
+// flags, so the ranks train on uneven shares and still match one process.
+TEST(DistTrainer, TwoRanksEqualOneProcessWithDynamicSampling) {
+  expect_two_ranks_match_one_process("dist_equal_dyn", "=",
+                                     R"(, "dynamic_sampling": true, "max_resample_rounds": 2)");
+}
+
+TEST(DistTrainer, TwoRanksResumeAsIfNeverStopped) {
+  if (!backend_available("gloo")) GTEST_SKIP() << "built without the gloo headers (Debian libgloo-dev)";
+  const fs::path d = temp_dir("dist_resume");
+  const std::string cfg = write_config(d);
+  const std::string launch = "launch --nproc-per-node 2 -- aha train ";
+  const test::CliRun whole =
+      test::run_cli(launch + "-c '" + cfg + "' --set train.run_dir=" + (d / "whole").string());
+  ASSERT_EQ(whole.status, 0) << whole.out;
+  const test::CliRun first = test::run_cli(
+      launch + "-c '" + cfg + "' --set train.steps=2 --set train.run_dir=" + (d / "cut").string());
+  ASSERT_EQ(first.status, 0) << first.out;
+  const test::CliRun rest =
+      test::run_cli(launch + "--resume " + (d / "cut").string() + " --set train.steps=3");
+  ASSERT_EQ(rest.status, 0) << rest.out;
+  EXPECT_EQ(max_difference(d / "whole/checkpoints/step-3/model", d / "cut/checkpoints/step-3/model"), 0.0);
+  const std::vector<Json> a = metrics_of(d / "whole"), b = metrics_of(d / "cut");
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(b.size(), 3u);
+  EXPECT_NEAR(a[2]["reward"].get<double>(), b[2]["reward"].get<double>(), 1e-12);
+  EXPECT_NEAR(a[2]["loss"].get<double>(), b[2]["loss"].get<double>(), 1e-9);
+}
+
+// Starts `aha` with extra environment variables, its output into `log`.
+pid_t spawn_aha(const std::vector<std::string>& args,
+                const std::vector<std::pair<std::string, std::string>>& env, const std::string& log) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    for (const auto& [k, v] : env)
+      ::setenv(k.c_str(), v.c_str(), 1);
+    FILE* f = std::fopen(log.c_str(), "w");
+    ::dup2(::fileno(f), 1);
+    ::dup2(::fileno(f), 2);
+    std::vector<char*> argv{const_cast<char*>(AHA_CLI)};
+    for (const auto& a : args)
+      argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(AHA_CLI, argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+TEST(DistTrainer, AKilledRankMakesTheOtherExitWithAClearError) {
+  if (!backend_available("gloo")) GTEST_SKIP() << "built without the gloo headers (Debian libgloo-dev)";
+  const fs::path d = temp_dir("dist_kill");
+  const std::string cfg = write_config(d);
+  const std::string port = std::to_string(free_port());
+  pid_t pids[2];
+  for (int r = 0; r < 2; ++r)
+    pids[r] = spawn_aha({"train", "-c", cfg, "--set", "train.run_dir=" + (d / "run").string(), "--set",
+                         "train.steps=100000", "--set", "dist.timeout_s=20", "--set", "log.level=info"},
+                        {{"RANK", std::to_string(r)},
+                         {"WORLD_SIZE", "2"},
+                         {"MASTER_ADDR", "127.0.0.1"},
+                         {"MASTER_PORT", port},
+                         {"OMP_NUM_THREADS", "1"}},
+                        (d / ("rank" + std::to_string(r) + ".log")).string());
+  // Wait for the first step on rank 0, then kill rank 1 without warning.
+  const auto t0 = Clock::now();
+  while (metrics_of(d / "run").empty() && std::chrono::duration<double>(Clock::now() - t0).count() < 60)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_FALSE(metrics_of(d / "run").empty()) << io::read_file((d / "rank0.log").string());
+  ::kill(pids[1], SIGKILL);
+  const auto t_kill = Clock::now();
+  int status = 0;
+  pid_t got = 0;
+  while ((got = ::waitpid(pids[0], &status, WNOHANG)) == 0 &&
+         std::chrono::duration<double>(Clock::now() - t_kill).count() < 40)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  const double seconds = std::chrono::duration<double>(Clock::now() - t_kill).count();
+  if (got == 0) ::kill(pids[0], SIGKILL);
+  ::waitpid(pids[1], nullptr, 0);
+  if (got == 0) ::waitpid(pids[0], nullptr, 0);
+  ASSERT_EQ(got, pids[0]) << "rank 0 still running " << seconds << " s after rank 1 was killed";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+  EXPECT_LT(seconds, 25);  // the timeout is 20 s; a closed connection is usually noticed at once
+  const std::string log = io::read_file((d / "rank0.log").string());
+  EXPECT_NE(log.find("aha: error: collective"), std::string::npos) << log;
+  EXPECT_NE(log.find("failed on rank 0 of 2 (gloo"), std::string::npos) << log;
+}
+
+TEST(DistTrainer, TorchrunStartsATwoRankRun) {
+  if (!backend_available("gloo")) GTEST_SKIP() << "built without the gloo headers (Debian libgloo-dev)";
+  if (!fs::exists(AHA_TORCHRUN)) GTEST_SKIP() << "no torchrun at " << AHA_TORCHRUN;
+  const fs::path d = temp_dir("dist_torchrun");
+  const std::string cfg = write_config(d);
+  const std::string cmd = std::string("OMP_NUM_THREADS=1 '") + AHA_TORCHRUN +
+                          "' --no-python --nproc-per-node 2 --master-port " + std::to_string(free_port()) +
+                          " '" + AHA_CLI + "' train -c '" + cfg +
+                          "' --set train.run_dir=" + (d / "run").string() + " --set train.steps=2 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
+    out.append(buf, n);
+  const int w = ::pclose(p);
+  ASSERT_TRUE(WIFEXITED(w) && WEXITSTATUS(w) == 0) << out;
+  EXPECT_EQ(metrics_of(d / "run").size(), 2u);
+  EXPECT_TRUE(fs::exists(d / "run/checkpoints/step-2/model"));
+}
+
+}  // namespace
+}  // namespace aha::dist

@@ -1,0 +1,133 @@
+// The c10d World: one process needs nothing; two ranks on Gloo (two threads of this process, localhost, a
+// free port) sum, take maxima, gather, broadcast and sum gradients in buckets; a rendezvous nobody answers
+// fails within its timeout naming the address, port and rank.
+#include "aha/dist/process_group.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <thread>
+
+#include "../support/error_of.h"
+#include "aha/dist/launch.h"
+
+namespace aha::dist {
+namespace {
+
+WorldSpec two_ranks(int64_t rank, int64_t port) {
+  WorldSpec s;
+  s.rank = rank;
+  s.world_size = 2;
+  s.master_port = port;
+  s.backend = "gloo";
+  s.timeout_s = 20;
+  s.source = "test";
+  return s;
+}
+
+// Runs body(world) on two ranks, one thread each; rethrows the first failure.
+void on_two_ranks(const std::function<void(World&)>& body) {
+  const int64_t port = free_port();
+  std::exception_ptr errors[2];
+  std::thread threads[2];
+  for (int r = 0; r < 2; ++r)
+    threads[r] = std::thread([&, r] {
+      try {
+        auto w = World::connect(two_ranks(r, port), c10::Device(c10::kCPU));
+        body(*w);
+      } catch (...) {
+        errors[r] = std::current_exception();
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+TEST(DistWorld, OneProcessNeedsNoStoreAndReturnsItsInput) {
+  WorldSpec s;
+  s.master_port = 1;  // nothing listens there; a world of one must not try
+  auto w = World::connect(s, c10::Device(c10::kCPU));
+  EXPECT_EQ(w->size(), 1);
+  EXPECT_EQ(w->backend(), "none");
+  EXPECT_TRUE(w->is_main());
+  at::Tensor t = at::arange(3, at::kFloat);
+  w->all_reduce(t);
+  EXPECT_TRUE(t.equal(at::arange(3, at::kFloat)));
+  size_t offset = 7;
+  EXPECT_EQ(w->all_gather({1.5, 2.5}, &offset), (std::vector<double>{1.5, 2.5}));
+  EXPECT_EQ(offset, 0u);
+  w->barrier();
+}
+
+TEST(DistWorld, TwoGlooRanksReduceGatherAndBroadcast) {
+  if (!backend_available("gloo")) GTEST_SKIP() << "built without the gloo headers (Debian libgloo-dev)";
+  on_two_ranks([](World& w) {
+    const auto r = static_cast<double>(w.rank());
+    EXPECT_EQ(w.backend(), "gloo");
+    EXPECT_EQ(w.all_reduce({1.0 + r, 10.0 * r}), (std::vector<double>{3.0, 10.0}));
+    EXPECT_EQ(w.all_reduce({1.0 + r, -r}, ReduceOp::max), (std::vector<double>{2.0, 0.0}));
+    at::Tensor counts = at::full({2, 3}, w.rank() + 1, at::kLong);
+    w.all_reduce(counts);
+    EXPECT_TRUE(counts.equal(at::full({2, 3}, 3, at::kLong)));
+    // Variable lengths (rank 1 gives nothing the second time), NaN passes through unchanged.
+    size_t offset = 9;
+    const std::vector<double> g =
+        w.all_gather(r == 0 ? std::vector<double>{1, 2} : std::vector<double>{3}, &offset);
+    EXPECT_EQ(g, (std::vector<double>{1, 2, 3}));
+    EXPECT_EQ(offset, r == 0 ? 0u : 2u);
+    const std::vector<double> h =
+        w.all_gather(r == 0 ? std::vector<double>{std::nan(""), -0.5} : std::vector<double>{});
+    ASSERT_EQ(h.size(), 2u);
+    EXPECT_TRUE(std::isnan(h[0]));
+    EXPECT_EQ(h[1], -0.5);
+    // Broadcast over two buckets of different dtypes.
+    at::Tensor a = at::full({4}, r, at::kFloat), b = at::full({2, 2}, 7 * r, at::kLong);
+    w.broadcast({a, b}, 1, /*bucket_bytes=*/8);
+    EXPECT_TRUE(a.equal(at::full({4}, 1, at::kFloat)));
+    EXPECT_TRUE(b.equal(at::full({2, 2}, 7, at::kLong)));
+    w.barrier();
+  });
+}
+
+TEST(DistWorld, GradientsAreSummedAndUntouchedParametersKeepNoGradient) {
+  if (!backend_available("gloo")) GTEST_SKIP() << "built without the gloo headers (Debian libgloo-dev)";
+  on_two_ranks([](World& w) {
+    const auto r = static_cast<float>(w.rank());
+    at::Tensor both = at::zeros({3, 2}).requires_grad_(), only1 = at::zeros({5}).requires_grad_(),
+               none = at::zeros({2}).requires_grad_();
+    both.mutable_grad() = at::full({3, 2}, 1 + r);
+    if (w.rank() == 1) only1.mutable_grad() = at::arange(5, at::kFloat);
+    w.all_reduce_grads({both, only1, none}, /*bucket_bytes=*/16);  // several buckets
+    EXPECT_TRUE(both.grad().equal(at::full({3, 2}, 3.0f)));
+    ASSERT_TRUE(only1.grad().defined());  // rank 0 had none: it counts as zeros there
+    EXPECT_TRUE(only1.grad().equal(at::arange(5, at::kFloat)));
+    EXPECT_FALSE(none.grad().defined());  // no rank had one: AdamW skips it, as in one process
+  });
+}
+
+TEST(DistWorld, AnUnansweredRendezvousNamesAddressPortAndRank) {
+  const int64_t port = free_port();
+  WorldSpec s = two_ranks(1, port);  // rank 1 waits for a store rank 0 never starts
+  s.timeout_s = 1;
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string e = test::error_of([&] { World::connect(s, c10::Device(c10::kCPU)); });
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(e.find("rendezvous failed: rank 1 of 2"), std::string::npos) << e;
+  EXPECT_NE(e.find("127.0.0.1:" + std::to_string(port)), std::string::npos) << e;
+  EXPECT_NE(e.find("within 1 s"), std::string::npos) << e;
+  EXPECT_LT(seconds, 15);
+}
+
+TEST(DistWorld, NcclNeedsACudaDevice) {
+  WorldSpec s = two_ranks(0, free_port());
+  s.backend = "nccl";
+  const std::string e = test::error_of([&] { World::connect(s, c10::Device(c10::kCPU)); });
+  EXPECT_NE(e.find("NCCL needs a CUDA device"), std::string::npos) << e;
+}
+
+}  // namespace
+}  // namespace aha::dist
