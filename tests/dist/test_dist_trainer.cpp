@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "../support/run_cli.h"
+#include "../support/temp_dir.h"
 #include "aha/dist/launch.h"
 #include "aha/dist/process_group.h"
 #include "aha/io/file.h"
@@ -32,10 +33,7 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / (name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
+  return test::fresh_temp_dir(name);
 }
 
 // A tiny run: 4 prompts x G 4 per step, micro-batches of 4 (two per rank, the same rows as one process's),

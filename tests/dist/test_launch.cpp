@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "../support/error_of.h"
+#include "../support/temp_dir.h"
 #include "aha/io/file.h"
 
 namespace aha::dist {
@@ -20,10 +21,7 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 fs::path temp_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / (name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
+  return test::fresh_temp_dir(name);
 }
 
 double seconds_since(Clock::time_point t) {

@@ -18,6 +18,7 @@
 #include "aha/model/moe.h"
 #include "aha/model/transformer.h"
 #include "aha/rl/policy.h"
+#include "fp8_test_helpers.h"
 #include "model_fixtures.h"
 
 namespace k = aha::kernels;
@@ -25,26 +26,9 @@ namespace m = aha::model;
 
 namespace {
 
-at::Tensor bits(const at::Tensor& e4m3) {
-  return e4m3.view(at::kByte);
-}
-
-// Values over several binades, as activations and gradients have them.
-at::Tensor spread(std::vector<int64_t> shape, uint64_t seed) {
-  at::manual_seed(seed);
-  const at::Tensor x = at::randn(shape);
-  return x * at::exp2(at::randint(-4, 4, shape).to(at::kFloat));
-}
-
-void expect_within_bound(const at::Tensor& got, const at::Tensor& exact, const at::Tensor& bound,
-                         const std::string& what) {
-  const at::Tensor err = (got.to(at::kFloat) - exact).abs();
-  EXPECT_TRUE((err <= bound).all().item<bool>())
-      << what << ": worst err/bound " << (err / bound).max().item<float>();
-  const double rel = (err.norm() / exact.norm()).item<double>();
-  EXPECT_GT(rel, 1e-3) << what << " is not computed in FP8";
-  EXPECT_LT(rel, 0.06) << what;
-}
+using aha::test::bits;
+using aha::test::expect_within_bound;
+using aha::test::spread;
 
 at::Tensor exact_mm(const at::Tensor& a, const at::Tensor& b_t) {
   return at::mm(a.to(at::kDouble), b_t.to(at::kDouble).t()).to(at::kFloat);
