@@ -8,7 +8,7 @@ set -euo pipefail
 source "$(dirname "$0")/env.sh"
 AHA_BUILD=${AHA_BUILD_BENCH_DIR:-$AHA_ROOT/build-bench}
 args=("$@")
-aha_configure -DAHA_BUILD_BENCH=ON -DAHA_BUILD_TESTS=OFF -DAHA_CUDA=OFF >/dev/null
+aha_configure -DAHA_BUILD_BENCH=ON -DAHA_CUDA=OFF >/dev/null
 cmake --build "$AHA_BUILD" --target bench_sampler aha_cli >/dev/null
 out=$AHA_BUILD/bench
 mkdir -p "$out"
@@ -25,8 +25,11 @@ echo "== transformers"
 import json, sys
 a = {r["batch"]: r for r in json.load(open(sys.argv[1]))["results"]}
 h = {r["batch"]: r for r in json.load(open(sys.argv[2]))["results"]}
-print("batch  aha decode tok/s  transformers decode tok/s  ratio")
+# cpu ratio: transformers' process CPU seconds per generate call (prefill + decode) over aha's; with
+# --threads 1 it is the figure least moved by other jobs on a shared machine.
+print("batch  aha decode tok/s  transformers decode tok/s  ratio  cpu ratio")
 for b in sorted(a):
     print(f"{b:5d}  {a[b]['decode_tokens_per_second']:16.1f}  {h[b]['decode_tokens_per_second']:25.1f}  "
-          f"{a[b]['decode_tokens_per_second'] / h[b]['decode_tokens_per_second']:5.2f}")
+          f"{a[b]['decode_tokens_per_second'] / h[b]['decode_tokens_per_second']:5.2f}  "
+          f"{h[b]['cpu_seconds'] / a[b]['cpu_seconds']:9.2f}")
 PY

@@ -45,6 +45,18 @@ echo "== CUDA tests, verbose"
 echo "== FP8 GEMM: aha vs cuBLASLt block-scaled FP8 vs BF16 cuBLAS (tests/bench/bench_fp8_gemm)"
 timeout 180 "$AHA_BUILD/tests/bench/bench_fp8_gemm" --iters 20 --warmup 3 || echo "bench_fp8_gemm: rc=$?"
 echo "== NCCL at world size 1: one GRPO step of a fresh tiny model through ProcessGroupNCCL"
-rm -rf /tmp/aha-nccl-check; RANK=0 WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29541 "$AHA_BUILD/aha" train --set model.path= --set model.device=cuda --set dist.backend=nccl --set train.steps=1 --set train.prompts_per_step=2 --set data.eval_size=4 --set log.level=info --set train.run_dir=/tmp/aha-nccl-check 2>&1 | grep -E "data parallel|finished|error"; [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+rm -rf /tmp/aha-nccl-check; RANK=0 WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29541 "$AHA_BUILD/aha" train --set model.path= --set model.device=cuda --set dist.backend=nccl --set dist.bucket_mb=1 --set train.steps=1 --set train.prompts_per_step=2 --set data.eval_size=4 --set log.level=info --set train.run_dir=/tmp/aha-nccl-check 2>&1 | grep -E "data parallel|finished|error"; [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+# The gradient reducer's buckets through NCCL: grad_overlap 1 means every bucket started during the backward pass.
+grep -o '"grad_[a-z_]*":[^,}]*' /tmp/aha-nccl-check/metrics.jsonl || echo "no grad_overlap / grad_sync_s in the metrics"
+echo "== the whole GRPO run on the GPU (sampler + trainer), 10 steps of the default config on a fresh tiny model (no dynamic sampling: its rewards are all 0)"
+for prec in bf16 fp8; do
+  rm -rf "/tmp/aha-gpu-$prec"
+  timeout 120 "$AHA_BUILD/aha" train -c configs/default.json --set model.path= --set model.device=cuda \
+    --set model.precision=$prec --set train.steps=10 --set grpo.dynamic_sampling=false \
+    --set train.eval_every=0 --set data.eval_size=32 \
+    --set train.run_dir="/tmp/aha-gpu-$prec" 2>&1 | grep -E "step 10/|finished|held-out|error|warn"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "GRPO on cuda in $prec: failed"; rc=1; }
+  grep -o '"\(rollout_tok_s\|train_tok_s\|step_s\)":[^,}]*' "/tmp/aha-gpu-$prec/metrics.jsonl" | tail -3
+done
 echo "gpu_check: rc=$rc, $(($(date +%s) - t0)) s"
 exit $rc

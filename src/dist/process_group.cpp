@@ -203,48 +203,36 @@ std::vector<double> World::all_gather(const std::vector<double>& local, size_t* 
   return all_reduce(std::move(all));
 }
 
-void World::all_reduce_grads(const std::vector<at::Tensor>& params, int64_t bucket_bytes) {
-  if (!impl_->pg || params.empty()) return;
-  std::vector<double> has(params.size());
-  for (size_t i = 0; i < params.size(); ++i)
-    has[i] = params[i].grad().defined() ? 1.0 : 0.0;
-  has = all_reduce(std::move(has), ReduceOp::max);
-  std::vector<at::Tensor> live;
-  for (size_t i = 0; i < params.size(); ++i)
-    if (has[i] > 0) live.push_back(params[i]);
-  // Launch every bucket, then wait: the backend's threads reduce one bucket while the next is copied.
-  std::vector<std::pair<size_t, size_t>> bs = buckets(live, bucket_bytes);
-  std::vector<at::Tensor> flats;
-  std::vector<c10::intrusive_ptr<c10d::Work>> works;
-  c10::NoGradGuard no_grad;
+struct World::Work {
+  c10::intrusive_ptr<c10d::Work> work;
+};
+
+std::shared_ptr<World::Work> World::all_reduce_async(const at::Tensor& t) {
+  if (!impl_->pg) return nullptr;
+  AHA_CHECK(!impl_->broken, "collective all_reduce (async) on rank ", rank(),
+            ": the process group is unusable after an earlier failed collective");
+  AHA_CHECK(t.device() == impl_->comm_device && t.is_contiguous(), "all_reduce_async on rank ", rank(),
+            ": the tensor must be contiguous and on ", impl_->comm_device.str(), ", got ", t.device().str(),
+            t.is_contiguous() ? "" : " (not contiguous)");
+  std::vector<at::Tensor> v{t};
+  auto w = std::make_shared<Work>();
   try {
-    for (const auto& [b, e] : bs) {
-      std::vector<at::Tensor> parts;
-      for (size_t i = b; i < e; ++i) {
-        const at::Tensor& g = live[i].grad();
-        parts.push_back(g.defined() ? g.reshape(-1) : at::zeros({live[i].numel()}, live[i].options()));
-      }
-      flats.push_back(at::cat(parts).to(impl_->comm_device));
-      std::vector<at::Tensor> v{flats.back()};
-      works.push_back(impl_->pg->allreduce(v));
-    }
+    w->work = impl_->pg->allreduce(v);
   } catch (const std::exception& e) {
-    impl_->fail("all_reduce (gradients)", first_line(e));
+    impl_->fail("all_reduce (async)", first_line(e));
   }
-  impl_->wait_all("all_reduce (gradients)", works);
-  for (size_t k = 0; k < bs.size(); ++k) {
-    int64_t at_ = 0;
-    for (size_t i = bs[k].first; i < bs[k].second; ++i) {
-      at::Tensor& p = live[i];
-      at::Tensor part = flats[k].narrow(0, at_, p.numel()).view(p.sizes()).to(p.device());
-      at_ += p.numel();
-      if (p.grad().defined()) {
-        p.mutable_grad().copy_(part);
-      } else {
-        p.mutable_grad() = part.clone();
-      }
-    }
-  }
+  return w;
+}
+
+void World::wait(const std::vector<std::shared_ptr<Work>>& works, const char* op) {
+  std::vector<c10::intrusive_ptr<c10d::Work>> ws;
+  for (const auto& w : works)
+    if (w && w->work) ws.push_back(w->work);
+  if (!ws.empty()) impl_->wait_all(op, ws);
+}
+
+c10::Device World::comm_device() const {
+  return impl_->comm_device;
 }
 
 void World::broadcast(const std::vector<at::Tensor>& tensors, int64_t root, int64_t bucket_bytes) {

@@ -2,12 +2,16 @@
 
 #include <ATen/ATen.h>
 
+#include <mutex>
+#include <string>
 #include <vector>
 
 #include "aha/core/error.h"
+#include "aha/core/log.h"
 #include "fp8.cuh"
 
 #ifdef AHA_WITH_CUDA
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -168,6 +172,74 @@ Fp8Tensor pad_k_to_16(const Fp8Tensor& t) {
   return {padded.view(at::kFloat8_e4m3fn), t.scale, t.block_rows};
 }
 
+at::Tensor gemm_cuda(const Fp8Tensor& a_in, const Fp8Tensor& b_in, const at::Tensor& m_group,
+                     at::ScalarType out_dtype, Fp8Backend backend, const char* op);
+
+int a_device_index() {
+  return static_cast<int>(c10::cuda::current_device());
+}
+
+// The first time `auto` would pick the wgmma kernel on a device, it is checked against the CPU reference on a
+// plain and a grouped problem with ragged edges (m not a multiple of the tile, k not a multiple of 128). A
+// kernel that fails or disagrees (relative max error over 1e-3) is not used on that device: `auto` falls
+// back to the mma.sync kernel with a warning. Explicit `wgmma` still runs it.
+bool wgmma_passes_self_check(int device) {
+  static std::mutex mu;
+  static std::vector<int> verdict;  // per device: -1 unknown, 0 failed, 1 passed
+  std::lock_guard<std::mutex> lock(mu);
+  if (verdict.size() <= static_cast<size_t>(device)) verdict.resize(static_cast<size_t>(device) + 1, -1);
+  int& v = verdict[static_cast<size_t>(device)];
+  if (v >= 0) return v == 1;
+  std::string why;
+  try {
+    const auto gen = at::make_generator<at::CPUGeneratorImpl>(20260);
+    const at::Tensor x = at::randn({200, 320}, gen, at::kFloat);
+    const at::Tensor w = at::randn({3, 192, 320}, gen, at::kFloat);
+    const Fp8Tensor a = quantize_fp8_rows(x);
+    std::vector<at::Tensor> datas, scales;
+    for (int64_t e = 0; e < w.size(0); ++e) {
+      const Fp8Tensor q = quantize_fp8_blocks(w[e]);
+      datas.push_back(q.data.view(at::kByte));
+      scales.push_back(q.scale);
+    }
+    const Fp8Tensor b{at::stack(datas).view(at::kFloat8_e4m3fn), at::stack(scales), kFp8Group};
+    const auto dev = at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device));
+    const auto on = [&](const Fp8Tensor& t) {
+      return Fp8Tensor{t.data.to(dev), t.scale.to(dev), t.block_rows};
+    };
+    const auto relative_error = [](const at::Tensor& got, const at::Tensor& want) {
+      return (got.cpu().to(at::kFloat) - want).abs().max().item<double>() /
+             std::max(want.abs().max().item<double>(), 1e-30);
+    };
+    // Plain: expert 1's weights against all 200 rows.
+    const Fp8Tensor b1{b.data[1], b.scale[1], kFp8Group};
+    const at::Tensor plain =
+        gemm_cuda(on(a), on(b1), at::Tensor(), at::kFloat, Fp8Backend::kWgmma, "self-check");
+    const double e1 = relative_error(plain, gemm_cpu(a, b1));
+    // Grouped: rows 0-127 expert 2, 128-199 expert 0.
+    at::Tensor groups = at::full({200}, 0, at::kInt);
+    groups.narrow(0, 0, 128).fill_(2);
+    const at::Tensor grouped =
+        gemm_cuda(on(a), on(b), groups.to(dev), at::kFloat, Fp8Backend::kWgmma, "self-check");
+    at::Tensor want = at::empty({200, 192}, at::kFloat);
+    want.narrow(0, 0, 128).copy_(gemm_cpu({a.data.narrow(0, 0, 128), a.scale.narrow(0, 0, 128), 1},
+                                          {b.data[2], b.scale[2], kFp8Group}));
+    want.narrow(0, 128, 72)
+        .copy_(gemm_cpu({a.data.narrow(0, 128, 72), a.scale.narrow(0, 128, 72), 1},
+                        {b.data[0], b.scale[0], kFp8Group}));
+    const double e2 = relative_error(grouped, want);
+    if (!(e1 <= 1e-3 && e2 <= 1e-3))
+      why = "relative error " + std::to_string(e1) + " (plain), " + std::to_string(e2) + " (grouped)";
+  } catch (const std::exception& e) {
+    why = e.what();
+  }
+  v = why.empty() ? 1 : 0;
+  if (!why.empty())
+    log::warn("fp8: the wgmma kernel failed its self-check on cuda:", device, " (", why,
+              "); `auto` uses the mma.sync kernel there (set the backend to `wgmma` to force it)");
+  return v == 1;
+}
+
 // The aha kernel a call runs on: wgmma when asked, or by default on sm_90 where it applies (b in 128x128
 // blocks); the mma.sync kernel otherwise.
 bool use_wgmma(const Fp8Tensor& b, Fp8Backend backend, const char* op) {
@@ -184,7 +256,8 @@ bool use_wgmma(const Fp8Tensor& b, Fp8Backend backend, const char* op) {
     return true;
   }
   return backend == Fp8Backend::kAuto && b.block_rows == kFp8Group && b.data.size(-1) > 0 &&
-         at::cuda::getCurrentDeviceProperties()->major == 9 && sm90_fp8_wgmma_status() == 0;
+         at::cuda::getCurrentDeviceProperties()->major == 9 && sm90_fp8_wgmma_status() == 0 &&
+         wgmma_passes_self_check(a_device_index());
 }
 
 at::Tensor gemm_cuda(const Fp8Tensor& a_in, const Fp8Tensor& b_in, const at::Tensor& m_group,

@@ -62,11 +62,39 @@ int64_t enable_fp8_linears(torch::nn::Module& model, bool ue8m0) {
   return switched;
 }
 
+namespace {
+
+// y = w * x * rsqrt(mean(x^2) + eps) per row, the statistics accumulated in double.
+at::Tensor rms_norm_cpu(const at::Tensor& x_in, const at::Tensor& weight_in, double eps) {
+  const at::Tensor x = x_in.contiguous(), weight = weight_in.contiguous();
+  at::Tensor y = at::empty_like(x);
+  const int64_t d = x.size(-1), rows = d > 0 ? x.numel() / d : 0;
+  const float* xp = x.data_ptr<float>();
+  const float* wp = weight.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = xp + r * d;
+    double squares = 0;
+    for (int64_t i = 0; i < d; ++i)
+      squares += static_cast<double>(row[i]) * row[i];
+    const float scale = static_cast<float>(1.0 / std::sqrt(squares / static_cast<double>(d) + eps));
+    for (int64_t i = 0; i < d; ++i)
+      yp[r * d + i] = wp[i] * (row[i] * scale);
+  }
+  return y;
+}
+
+}  // namespace
+
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
   weight = register_parameter("weight", at::ones({dim}));
 }
 
 at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
+  // Decoding on the CPU in fp32: one pass per row instead of seven operators (17 norms per decode step).
+  if (c10::InferenceMode::is_enabled() && x.device().is_cpu() && x.scalar_type() == at::kFloat &&
+      weight.scalar_type() == at::kFloat && x.size(-1) == weight.size(0))
+    return rms_norm_cpu(x, weight, eps);
   const at::Tensor x32 = x.to(at::kFloat);
   const at::Tensor normed = x32 * at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return weight * normed.to(x.scalar_type());

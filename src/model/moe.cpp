@@ -7,6 +7,7 @@
 
 #include "aha/core/error.h"
 #include "aha/kernels/fp8_grouped_linear.h"
+#include "aha/model/cpu_decode.h"
 
 namespace aha::model {
 
@@ -57,6 +58,11 @@ ExpertsImpl::ExpertsImpl(int64_t experts, int64_t hidden, int64_t intermediate) 
 
 at::Tensor ExpertsImpl::forward(const at::Tensor& x, const Routing& routing, at::Tensor* load) {
   const int64_t k = routing.experts.size(1), experts = gate_up_proj.size(0);
+  // Decoding on the CPU (no autograd, a few tokens per expert): one kernel streams each active expert's
+  // weights once, instead of a dozen operators per expert (cpu_decode.h).
+  if (!fp8_ && c10::InferenceMode::is_enabled() && routing.experts.numel() < 16 * experts &&
+      cpu_routed_experts_supported(x, gate_up_proj, down_proj))
+    return cpu_routed_experts(x, routing.experts, routing.weights, gate_up_proj, down_proj, load);
   // Sort the N*K (token, slot) pairs by expert; each expert then sees one contiguous run of its tokens.
   const at::Tensor flat = routing.experts.reshape({-1});
   const at::Tensor order = flat.argsort(/*stable=*/true);

@@ -7,6 +7,7 @@
 #include <torch/optim/adamw.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -18,6 +19,7 @@
 
 #include "aha/core/error.h"
 #include "aha/core/log.h"
+#include "aha/dist/grad_reducer.h"
 #include "aha/dist/process_group.h"
 #include "aha/io/file.h"
 #include "aha/io/jsonl.h"
@@ -139,6 +141,7 @@ struct Trainer::State {
   int format_index = -1;
   std::unique_ptr<torch::optim::AdamW> optim;
   std::vector<at::Tensor> trainable;
+  std::unique_ptr<dist::GradReducer> grads;  // sums `trainable`'s gradients over ranks (one process: idle)
   int64_t step = 0;
   int64_t bad_steps = 0;
   std::string run_dir;
@@ -307,6 +310,7 @@ struct Trainer::State {
   // completion tokens, and the routed load.
   struct Forward {
     at::Tensor logp, logits, mask, expert_load, balance_loss;
+    int64_t positions = 0, padding = 0;  // [B, L] positions run through the model, and how many are padding
   };
 
   Forward forward(model::TransformerImpl& m, const Batch& b, const std::vector<size_t>& rows,
@@ -320,6 +324,12 @@ struct Trainer::State {
       T = std::max<int64_t>(T, static_cast<int64_t>(c.tokens.size()));
     }
     T = std::max<int64_t>(T, 1);
+    Forward f;
+    f.positions = B * L;
+    f.padding = B * L;
+    for (size_t r : rows)
+      f.padding -= static_cast<int64_t>(b.prompt_ids[static_cast<size_t>(b.completions[r].prompt)].size() +
+                                        b.completions[r].tokens.size());
     std::vector<int64_t> ids(static_cast<size_t>(B * L), pad_id), attn(static_cast<size_t>(B * L), 0);
     std::vector<int64_t> pos(static_cast<size_t>(B * T), 0), tgt(static_cast<size_t>(B * T), 0);
     std::vector<float> mask(static_cast<size_t>(B * T), 0.0f);
@@ -346,7 +356,6 @@ struct Trainer::State {
     at::Tensor am = at::from_blob(attn.data(), {B, L}, long_opts).to(dev, false, true);
     at::Tensor gather = at::from_blob(pos.data(), {B, T}, long_opts).to(dev, false, true);
     at::Tensor target = at::from_blob(tgt.data(), {B, T}, long_opts).to(dev, false, true);
-    Forward f;
     f.mask = at::from_blob(mask.data(), {B, T}, at::TensorOptions().dtype(at::kFloat)).to(dev, false, true);
     model::ForwardInput in;
     in.input_ids = input;
@@ -537,6 +546,15 @@ Json Trainer::State::step_once() {
   std::vector<size_t> loss_rows;
   for (int64_t i = 0; i < N; ++i)
     if (in_loss[static_cast<size_t>(i)]) loss_rows.push_back(static_cast<size_t>(i));
+  if (cfg.train.group_by_length) {
+    // Rows of similar length share a micro-batch, so little of it is padding; ties keep the batch order.
+    const auto length = [&](size_t r) {
+      const auto& c = batch.completions[r];
+      return batch.prompt_ids[static_cast<size_t>(c.prompt)].size() + c.tokens.size();
+    };
+    std::stable_sort(loss_rows.begin(), loss_rows.end(),
+                     [&](size_t a, size_t b) { return length(a) < length(b); });
+  }
   // The normalisers of the whole batch: each rank's loss is then its share of the global loss.
   double global_loss_rows = static_cast<double>(loss_rows.size());
   {
@@ -546,10 +564,11 @@ Json Trainer::State::step_once() {
     global_loss_rows = v[2];
   }
   LossStats total_stats;
-  double loss_sum = 0, entropy_sum = 0, grad_norm = 0;
+  double loss_sum = 0, entropy_sum = 0, grad_norm = 0, grad_sync_seconds = 0;
+  int64_t grad_syncs = 0;
   bool finite = true;
   at::Tensor expert_load;
-  int64_t train_tokens = 0;
+  int64_t train_tokens = 0, train_positions = 0, train_padding = 0;
   const auto mb = static_cast<size_t>(cfg.train.micro_batch_size);
   for (int64_t iter = 0; iter < cfg.grpo.mu && global_loss_rows > 0; ++iter) {
     optim->zero_grad();
@@ -585,6 +604,8 @@ Json Trainer::State::step_once() {
       at::Tensor loss = lout.loss;
       if (f.balance_loss.defined())
         loss = loss + f.balance_loss * (static_cast<double>(rows.size()) / global_loss_rows);
+      // The last micro-batch's backward pass completes the gradients: reduce buckets as they fill.
+      if (cfg.dist.overlap && start + mb >= loss_rows.size()) grads->arm(loss);
       loss.backward();
       iter_loss += loss.item<double>();
       if (iter == 0) {
@@ -599,14 +620,20 @@ Json Trainer::State::step_once() {
         if (load.defined()) expert_load = expert_load.defined() ? expert_load + load : load;
       }
       train_tokens += f.mask.sum().item<int64_t>();
+      if (iter == 0) {
+        train_positions += f.positions;
+        train_padding += f.padding;
+      }
     }
+    grads->finish();  // every rank, also one without micro-batches: collectives stay in step
+    grad_sync_seconds += grads->last().finish_seconds;
+    ++grad_syncs;
     if (world->size() > 1) iter_loss = world->all_reduce(std::vector<double>{iter_loss})[0];
     loss_sum = iter_loss;
     if (!std::isfinite(iter_loss)) {
       finite = false;
       break;
     }
-    world->all_reduce_grads(trainable);
     grad_norm = cfg.optim.grad_clip > 0
                     ? torch::nn::utils::clip_grad_norm_(trainable, cfg.optim.grad_clip)
                     : torch::nn::utils::clip_grad_norm_(trainable, std::numeric_limits<double>::infinity());
@@ -654,7 +681,8 @@ Json Trainer::State::step_once() {
          static_cast<double>(truncated), static_cast<double>(N), total_stats.clipped_low,
          total_stats.clipped_high, total_stats.dual_clipped, total_stats.kl, total_stats.ratio,
          total_stats.tokens, entropy_sum, static_cast<double>(train_tokens),
-         static_cast<double>(rollout_tokens)});
+         static_cast<double>(rollout_tokens), static_cast<double>(train_positions),
+         static_cast<double>(train_padding)});
     correct_count = static_cast<int64_t>(sums[0]);
     scored = static_cast<int64_t>(sums[1]);
     len_sum = static_cast<int64_t>(sums[2]);
@@ -669,6 +697,8 @@ Json Trainer::State::step_once() {
     entropy_sum = sums[11];
     train_tokens = static_cast<int64_t>(sums[12]);
     rollout_tokens = static_cast<int64_t>(sums[13]);
+    train_positions = static_cast<int64_t>(sums[14]);
+    train_padding = static_cast<int64_t>(sums[15]);
     const std::vector<double> maxes =
         world->all_reduce({static_cast<double>(len_max), rollout_seconds}, dist::ReduceOp::max);
     len_max = static_cast<int64_t>(maxes[0]);
@@ -716,7 +746,17 @@ Json Trainer::State::step_once() {
     m["expert_imbalance"] = model::load_imbalance(expert_load).mean().item<double>();
   m["rollout_tok_s"] = rollout_seconds > 0 ? rollout_tokens / rollout_seconds : 0.0;
   m["train_tok_s"] = train_seconds > 0 ? train_tokens / train_seconds : 0.0;
+  // Share of the training forward's positions that are padding (train.group_by_length lowers it).
+  m["train_pad_frac"] =
+      train_positions > 0 ? static_cast<double>(train_padding) / static_cast<double>(train_positions) : 0.0;
   m["step_s"] = seconds_since(t_step);
+  if (grads->active() && grad_syncs > 0 && grads->last().buckets > 0) {
+    // This rank's: seconds from the end of the backward passes to summed gradients, and the share of buckets
+    // whose all-reduce the last backward pass started (the rest waited for it to end).
+    m["grad_sync_s"] = grad_sync_seconds;
+    m["grad_overlap"] =
+        static_cast<double>(grads->last().during_backward) / static_cast<double>(grads->last().buckets);
+  }
   if (main()) write_samples(batch, adv);
   return m;
 }
@@ -916,6 +956,8 @@ Trainer::Trainer(Config config, const reward::Registry& registry, TrainerOptions
   s.find_reward_roles();
 
   s.optim = make_adamw(*s.policy.model, s.cfg.optim, &s.trainable);
+  s.grads = std::make_unique<dist::GradReducer>(
+      s.world, s.trainable, std::max<int64_t>(1, static_cast<int64_t>(s.cfg.dist.bucket_mb * (1 << 20))));
 
   if (!checkpoint.empty()) {
     s.load_checkpoint(checkpoint);

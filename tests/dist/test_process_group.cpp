@@ -1,6 +1,6 @@
 // The c10d World: one process needs nothing; two ranks on Gloo (two threads of this process, localhost, a
-// free port) sum, take maxima, gather, broadcast and sum gradients in buckets; a rendezvous nobody answers
-// fails within its timeout naming the address, port and rank.
+// free port) sum, take maxima, gather and broadcast (gradient sums: test_grad_reducer.cpp); a rendezvous
+// nobody answers fails within its timeout naming the address, port and rank.
 #include "aha/dist/process_group.h"
 
 #include <ATen/ATen.h>
@@ -11,41 +11,14 @@
 #include <thread>
 
 #include "../support/error_of.h"
+#include "../support/two_ranks.h"
 #include "aha/dist/launch.h"
 
 namespace aha::dist {
 namespace {
 
-WorldSpec two_ranks(int64_t rank, int64_t port) {
-  WorldSpec s;
-  s.rank = rank;
-  s.world_size = 2;
-  s.master_port = port;
-  s.backend = "gloo";
-  s.timeout_s = 20;
-  s.source = "test";
-  return s;
-}
-
-// Runs body(world) on two ranks, one thread each; rethrows the first failure.
-void on_two_ranks(const std::function<void(World&)>& body) {
-  const int64_t port = free_port();
-  std::exception_ptr errors[2];
-  std::thread threads[2];
-  for (int r = 0; r < 2; ++r)
-    threads[r] = std::thread([&, r] {
-      try {
-        auto w = World::connect(two_ranks(r, port), c10::Device(c10::kCPU));
-        body(*w);
-      } catch (...) {
-        errors[r] = std::current_exception();
-      }
-    });
-  for (auto& t : threads)
-    t.join();
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
-}
+using test::on_two_ranks;
+using test::two_ranks;
 
 TEST(DistWorld, OneProcessNeedsNoStoreAndReturnsItsInput) {
   WorldSpec s;
@@ -65,7 +38,8 @@ TEST(DistWorld, OneProcessNeedsNoStoreAndReturnsItsInput) {
 
 TEST(DistWorld, TwoGlooRanksReduceGatherAndBroadcast) {
   if (!backend_available("gloo")) GTEST_SKIP() << "built without the gloo headers (Debian libgloo-dev)";
-  on_two_ranks([](World& w) {
+  on_two_ranks([](const std::shared_ptr<World>& world) {
+    World& w = *world;
     const auto r = static_cast<double>(w.rank());
     EXPECT_EQ(w.backend(), "gloo");
     EXPECT_EQ(w.all_reduce({1.0 + r, 10.0 * r}), (std::vector<double>{3.0, 10.0}));
@@ -89,23 +63,18 @@ TEST(DistWorld, TwoGlooRanksReduceGatherAndBroadcast) {
     w.broadcast({a, b}, 1, /*bucket_bytes=*/8);
     EXPECT_TRUE(a.equal(at::full({4}, 1, at::kFloat)));
     EXPECT_TRUE(b.equal(at::full({2, 2}, 7, at::kLong)));
+    // Two sums in flight at once, waited together; a tensor off the comm device is refused before starting.
+    EXPECT_EQ(w.comm_device(), c10::Device(c10::kCPU));
+    at::Tensor x = at::full({3}, 1 + r, at::kFloat), y = at::full({2}, 10 * r, at::kDouble);
+    std::vector<std::shared_ptr<World::Work>> works{w.all_reduce_async(x), w.all_reduce_async(y)};
+    w.wait(works, "test");
+    EXPECT_TRUE(x.equal(at::full({3}, 3, at::kFloat)));
+    EXPECT_TRUE(y.equal(at::full({2}, 10, at::kDouble)));
+    EXPECT_NE(test::error_of([&] {
+                w.all_reduce_async(at::zeros({2, 2}).t());
+              }).find("(not contiguous)"),
+              std::string::npos);
     w.barrier();
-  });
-}
-
-TEST(DistWorld, GradientsAreSummedAndUntouchedParametersKeepNoGradient) {
-  if (!backend_available("gloo")) GTEST_SKIP() << "built without the gloo headers (Debian libgloo-dev)";
-  on_two_ranks([](World& w) {
-    const auto r = static_cast<float>(w.rank());
-    at::Tensor both = at::zeros({3, 2}).requires_grad_(), only1 = at::zeros({5}).requires_grad_(),
-               none = at::zeros({2}).requires_grad_();
-    both.mutable_grad() = at::full({3, 2}, 1 + r);
-    if (w.rank() == 1) only1.mutable_grad() = at::arange(5, at::kFloat);
-    w.all_reduce_grads({both, only1, none}, /*bucket_bytes=*/16);  // several buckets
-    EXPECT_TRUE(both.grad().equal(at::full({3, 2}, 3.0f)));
-    ASSERT_TRUE(only1.grad().defined());  // rank 0 had none: it counts as zeros there
-    EXPECT_TRUE(only1.grad().equal(at::arange(5, at::kFloat)));
-    EXPECT_FALSE(none.grad().defined());  // no rank had one: AdamW skips it, as in one process
   });
 }
 

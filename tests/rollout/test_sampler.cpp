@@ -243,4 +243,26 @@ TEST(Sampling, FiltersKeepOnlyTheAllowedTokens) {
   EXPECT_THROW(aha::rollout::validate(p), aha::Error);
 }
 
+// Without filters the CPU takes a one-pass draw: it must pick what the tensor formulation picks, the first
+// token whose running (double) mass exceeds u * total, and record log softmax(logits / T) there; a token of
+// zero probability (exp underflow) is never chosen.
+TEST(Sampling, UnfilteredDrawIsTheFirstTokenWhoseMassExceedsTheDraw) {
+  at::manual_seed(12);
+  at::Tensor logits = at::randn({6, 300}) * 3;
+  logits[2].slice(0, 0, 150).fill_(-1e4);  // probabilities that underflow to 0 ahead of the real ones
+  SamplingParams p;
+  p.temperature = 0.8;
+  std::vector<double> u = {0.0, 0.1, 0.37, 0.5, 0.999, 0.9999999};
+  const auto got = aha::rollout::sample(logits, p, u);
+  const at::Tensor logp = at::log_softmax(logits / p.temperature, -1);
+  const at::Tensor cdf = logp.exp().to(at::kDouble).cumsum(-1);
+  for (int64_t r = 0; r < 6; ++r) {
+    const double target = u[r] * cdf[r][-1].item<double>();
+    const int64_t want = (cdf[r] > target).to(at::kInt).argmax().item<int64_t>();
+    EXPECT_EQ(got.tokens[r].item<int64_t>(), want) << "row " << r;
+    EXPECT_GT(logp[r][want].exp().item<float>(), 0.0f) << "row " << r;
+    EXPECT_EQ(got.logprobs[r].item<float>(), logp[r][want].item<float>()) << "row " << r;
+  }
+}
+
 }  // namespace

@@ -211,6 +211,7 @@ struct TrainSection {
   int64_t steps = 200;
   int64_t prompts_per_step = 16;
   int64_t micro_batch_size = 32;  // completions per forward/backward
+  bool group_by_length = false;   // micro-batches of completions of similar length (less padding)
   int64_t eval_every = 20;        // 0: never
   int64_t save_every = 50;        // 0: only at the end
   std::string run_dir = "runs/default";
@@ -230,6 +231,9 @@ struct TrainSection {
     v("prompts_per_step", prompts_per_step, "prompts per step (each sampled num_generations times)",
       Constraint::at_least(1));
     v("micro_batch_size", micro_batch_size, "completions per forward/backward pass", Constraint::at_least(1));
+    v("group_by_length", group_by_length,
+      "fill micro-batches with completions of similar length (less padding; the gradient is the same sum in "
+      "another order)");
     v("eval_every", eval_every, "evaluate every N steps (0: never)", Constraint::at_least(0));
     v("save_every", save_every, "checkpoint every N steps (0: at the end only)", Constraint::at_least(0));
     v("run_dir", run_dir, "run directory: config, logs, metrics, samples, checkpoints");
@@ -282,6 +286,8 @@ struct DistSection {
   double timeout_s = 600;
   std::string master_addr;  // empty: from the environment (MASTER_ADDR, Slurm) or 127.0.0.1
   int64_t master_port = 0;  // 0: from the environment or 29500
+  double bucket_mb = 25;    // MiB of gradients per all-reduce bucket
+  bool overlap = true;      // all-reduce gradient buckets during the last micro-batch's backward pass
 
   template <class V>
   void visit(V& v) {
@@ -289,6 +295,10 @@ struct DistSection {
     v("timeout_s", timeout_s, "rendezvous and collective timeout in seconds", Constraint::greater_than(0));
     v("master_addr", master_addr, "rendezvous host (empty: MASTER_ADDR, the first Slurm host, or 127.0.0.1)");
     v("master_port", master_port, "rendezvous port (0: MASTER_PORT or 29500)", Constraint::range(0, 65535));
+    v("bucket_mb", bucket_mb, "MiB of gradients per all-reduce bucket", Constraint::greater_than(0));
+    v("overlap", overlap,
+      "all-reduce each gradient bucket as soon as the last micro-batch's backward pass has filled it "
+      "(false: all of them after that backward pass)");
   }
 };
 

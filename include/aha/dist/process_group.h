@@ -1,5 +1,7 @@
 // One process's handle on a distributed run: PyTorch's c10d underneath (a TCPStore rendezvous, then
-// ProcessGroupNCCL on CUDA or ProcessGroupGloo on CPU), behind a few blocking collectives the trainer needs.
+// ProcessGroupNCCL on CUDA or ProcessGroupGloo on CPU), behind the few collectives the trainer needs:
+// blocking ones, and an asynchronous sum that the gradient reducer (grad_reducer.h) starts during the
+// backward pass.
 //
 // What must hold: every rank calls the same collectives in the same order with tensors of the same shapes and
 // dtypes; a collective that fails (a rank died, the timeout passed) throws an aha::Error naming the
@@ -52,10 +54,18 @@ class World {
   // Every rank's `local` (any length, possibly empty), concatenated in rank order on every rank; `offset`
   // (optional) receives where this rank's part starts. Values pass unchanged (NaN included).
   std::vector<double> all_gather(const std::vector<double>& local, size_t* offset = nullptr);
-  // Sums the gradients of `params` over ranks in flat float32 buckets of at most bucket_bytes, one
-  // collective per bucket. A parameter whose gradient is undefined on every rank keeps it undefined (AdamW
-  // then skips it, as in one process); undefined on some ranks counts as zero there.
-  void all_reduce_grads(const std::vector<at::Tensor>& params, int64_t bucket_bytes = int64_t{25} << 20);
+  // A collective in flight, from all_reduce_async.
+  struct Work;
+  // Starts an in-place sum of `t` over ranks and returns at once (a world of one: nothing to start, null).
+  // `t` must be contiguous and on comm_device(), and left alone until wait() has returned. Any thread may
+  // start one (the backward pass's hooks do), but every rank starts the same ones in the same order. On CUDA
+  // the collective follows the work already queued on the calling thread's current stream.
+  std::shared_ptr<Work> all_reduce_async(const at::Tensor& t);
+  // Waits for `works` (null ones are skipped); throws as a blocking collective does when one failed, naming
+  // `op`. On CUDA the current stream then also waits for them.
+  void wait(const std::vector<std::shared_ptr<Work>>& works, const char* op);
+  // Where the backend's collectives take their tensors: the rank's GPU for nccl, else the CPU.
+  c10::Device comm_device() const;
   // Copies rank `root`'s values of `tensors` into every rank's, in place, bucketed per dtype and device.
   void broadcast(const std::vector<at::Tensor>& tensors, int64_t root = 0,
                  int64_t bucket_bytes = int64_t{25} << 20);

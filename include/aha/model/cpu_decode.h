@@ -1,0 +1,30 @@
+// fp32 CPU kernels for the decode step (a handful of tokens per call): the routed experts of a MoE layer.
+//
+// Why: decoding 16 rows, a MoE layer of the 20M bench model runs ~28 experts on ~2 tokens each. Through ATen
+// that is ~170 operator calls per layer (sort, gather, two GEMMs, silu, mul, cat, index_add per expert) whose
+// overhead, not arithmetic, dominated the step. The work itself is streaming each active expert's weights
+// once (the tokens are few), so this kernel reads every active expert's gate_up and down rows once, for all
+// of its tokens at a time, with the experts spread over the intra-op threads (each streams its own experts,
+// no per-GEMM thread sync), and writes the weighted sum per token without temporaries beyond three small
+// buffers.
+//
+// Must hold: equal to ExpertsImpl's ATen path up to fp32 rounding (tests/model/test_cpu_decode.cpp); the same
+// result whatever the thread count (each expert on one thread, the sum over a token's slots in slot order);
+// no autograd (the caller uses it under InferenceMode only, never for training).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+namespace aha::model {
+
+// Whether cpu_routed_experts can run on these tensors: all on the CPU in float32, x [N, D], gate_up
+// [E, 2 * Im, D], down [E, D, Im].
+bool cpu_routed_experts_supported(const at::Tensor& x, const at::Tensor& gate_up, const at::Tensor& down);
+
+// out [N, D] = sum_k weights[n, k] * down[e] (silu(gate[e] x_n) * up[e] x_n), e = experts[n, k] (gate rows
+// first in gate_up, as moe.h stores them). experts [N, K] int64, weights [N, K] float32. Adds the number of
+// (token, slot) pairs per expert into `load` ([E] int64) when non-null.
+at::Tensor cpu_routed_experts(const at::Tensor& x, const at::Tensor& experts, const at::Tensor& weights,
+                              const at::Tensor& gate_up, const at::Tensor& down, at::Tensor* load = nullptr);
+
+}  // namespace aha::model

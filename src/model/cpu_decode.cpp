@@ -1,0 +1,177 @@
+#include "aha/model/cpu_decode.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "aha/core/error.h"
+
+namespace aha::model {
+namespace {
+
+// The dot-product loops are compiled for AVX-512, AVX2 and the baseline, chosen at load time (GCC function
+// multi-versioning); elsewhere they are compiled once for the target.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define AHA_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define AHA_CPU_CLONES
+#endif
+
+// 16 independent partial sums per dot product: the loop vectorises without reassociating any one sum, and the
+// lanes are added in a fixed order, so the result does not depend on the instruction set's width.
+constexpr int64_t kLanes = 16;
+typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
+
+#define AHA_LOAD_LANES(dst, src) std::memcpy(&(dst), (src), sizeof(Lanes))
+
+// y[t, j] = sum_i w[j, i] x[t, i] for C tokens t (x rows `ldx` apart, y rows `ldy` apart) and all `rows` rows
+// j of w [rows, in]: each row of w is loaded once for the C tokens, two rows at a time.
+template <int C>
+AHA_CPU_CLONES void rows_dot(const float* w, int64_t rows, int64_t in, const float* x, int64_t ldx, float* y,
+                             int64_t ldy) {
+  const int64_t body = in / kLanes * kLanes;
+  int64_t j = 0;
+  for (; j < rows; j += 2) {
+    const bool pair = j + 1 < rows;
+    const float* w0 = w + j * in;
+    const float* w1 = pair ? w0 + in : w0;
+    Lanes a0[C], a1[C];
+    for (int t = 0; t < C; ++t)
+      a0[t] = a1[t] = Lanes{};
+    for (int64_t i = 0; i < body; i += kLanes) {
+      Lanes u0, u1;
+      AHA_LOAD_LANES(u0, w0 + i);
+      AHA_LOAD_LANES(u1, w1 + i);
+      for (int t = 0; t < C; ++t) {
+        Lanes v;
+        AHA_LOAD_LANES(v, x + t * ldx + i);
+        a0[t] += u0 * v;
+        a1[t] += u1 * v;
+      }
+    }
+    for (int t = 0; t < C; ++t) {
+      float s0 = 0, s1 = 0;
+      for (int l = 0; l < kLanes; ++l) {
+        s0 += a0[t][l];
+        s1 += a1[t][l];
+      }
+      for (int64_t i = body; i < in; ++i) {
+        s0 += w0[i] * x[t * ldx + i];
+        s1 += w1[i] * x[t * ldx + i];
+      }
+      y[t * ldy + j] = s0;
+      if (pair) y[t * ldy + j + 1] = s1;
+    }
+  }
+}
+
+// y [c, rows] = x [c, in] w^T for any token count c, four tokens at a time.
+void dot_rows(const float* w, int64_t rows, int64_t in, const float* x, int64_t c, float* y) {
+  int64_t t = 0;
+  for (; t + 4 <= c; t += 4)
+    rows_dot<4>(w, rows, in, x + t * in, in, y + t * rows, rows);
+  switch (c - t) {
+    case 3:
+      rows_dot<3>(w, rows, in, x + t * in, in, y + t * rows, rows);
+      break;
+    case 2:
+      rows_dot<2>(w, rows, in, x + t * in, in, y + t * rows, rows);
+      break;
+    case 1:
+      rows_dot<1>(w, rows, in, x + t * in, in, y + t * rows, rows);
+      break;
+    default:
+      break;
+  }
+}
+
+}  // namespace
+
+bool cpu_routed_experts_supported(const at::Tensor& x, const at::Tensor& gate_up, const at::Tensor& down) {
+  for (const at::Tensor* t : {&x, &gate_up, &down})
+    if (!t->defined() || !t->device().is_cpu() || t->scalar_type() != at::kFloat) return false;
+  return x.dim() == 2 && gate_up.dim() == 3 && down.dim() == 3 && gate_up.size(0) == down.size(0) &&
+         gate_up.size(2) == x.size(1) && down.size(1) == x.size(1) && gate_up.size(1) == 2 * down.size(2);
+}
+
+at::Tensor cpu_routed_experts(const at::Tensor& x, const at::Tensor& experts, const at::Tensor& weights,
+                              const at::Tensor& gate_up, const at::Tensor& down, at::Tensor* load) {
+  AHA_CHECK(cpu_routed_experts_supported(x, gate_up, down),
+            "cpu_routed_experts: needs CPU float32 x [N, D], gate_up [E, 2 * Im, D], down [E, D, Im]; got x ",
+            x.sizes(), " ", x.scalar_type(), " on ", x.device(), ", gate_up ", gate_up.sizes(), " ",
+            gate_up.scalar_type(), ", down ", down.sizes(), " ", down.scalar_type());
+  AHA_CHECK(experts.dim() == 2 && experts.size(0) == x.size(0) && experts.scalar_type() == at::kLong &&
+                weights.sizes() == experts.sizes(),
+            "cpu_routed_experts: experts must be int64 [", x.size(0),
+            ", K] and weights of the same shape, got ", experts.sizes(), " ", experts.scalar_type(), " and ",
+            weights.sizes());
+  const int64_t n = x.size(0), k = experts.size(1), d = x.size(1), count = gate_up.size(0), im = down.size(2);
+  const int64_t pairs = n * k;
+  const at::Tensor xc = x.contiguous(), gw = gate_up.contiguous(), dw = down.contiguous();
+  const at::Tensor ids = experts.cpu().contiguous(), w = weights.cpu().to(at::kFloat).contiguous();
+  const int64_t* id = ids.data_ptr<int64_t>();
+
+  // Counting sort of the (token, slot) pairs by expert: expert e owns sorted positions [first[e],
+  // first[e+1]).
+  std::vector<int64_t> first(static_cast<size_t>(count) + 1, 0);
+  for (int64_t p = 0; p < pairs; ++p) {
+    AHA_CHECK(id[p] >= 0 && id[p] < count, "cpu_routed_experts: expert id ", id[p], " outside [0, ", count,
+              ")");
+    ++first[id[p] + 1];
+  }
+  std::vector<int64_t> counts(first.begin() + 1, first.end()), active;
+  for (int64_t e = 0; e < count; ++e) {
+    if (counts[e] > 0) active.push_back(e);
+    first[e + 1] += first[e];
+  }
+  std::vector<int64_t> position(static_cast<size_t>(pairs)), token_at(static_cast<size_t>(pairs));
+  std::vector<int64_t> fill(first.begin(), first.end() - 1);
+  for (int64_t p = 0; p < pairs; ++p) {
+    const int64_t at = fill[id[p]]++;
+    position[p] = at;
+    token_at[at] = p / k;
+  }
+
+  // Sorted-pair buffers: gathered inputs, gate|up outputs, activations, expert outputs.
+  std::vector<float> xs(static_cast<size_t>(pairs * d)), gu(static_cast<size_t>(pairs * 2 * im)),
+      h(static_cast<size_t>(pairs * im)), ys(static_cast<size_t>(pairs * d));
+  const float* xp = xc.data_ptr<float>();
+  const float* gwp = gw.data_ptr<float>();
+  const float* dwp = dw.data_ptr<float>();
+  at::parallel_for(0, static_cast<int64_t>(active.size()), 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t a = lo; a < hi; ++a) {
+      const int64_t e = active[a], b = first[e], c = counts[e];
+      for (int64_t i = b; i < b + c; ++i)
+        std::memcpy(&xs[i * d], xp + token_at[i] * d, static_cast<size_t>(d) * sizeof(float));
+      dot_rows(gwp + e * 2 * im * d, 2 * im, d, &xs[b * d], c, &gu[b * 2 * im]);
+      for (int64_t i = b; i < b + c; ++i) {
+        const float* g = &gu[i * 2 * im];
+        float* hr = &h[i * im];
+        for (int64_t j = 0; j < im; ++j)
+          hr[j] = g[j] / (1.0f + std::exp(-g[j])) * g[im + j];
+      }
+      dot_rows(dwp + e * d * im, d, im, &h[b * im], c, &ys[b * d]);
+    }
+  });
+
+  at::Tensor out = at::empty({n, d}, x.options());
+  float* op = out.data_ptr<float>();
+  const float* wp = w.data_ptr<float>();
+  for (int64_t t = 0; t < n; ++t) {
+    float* row = op + t * d;
+    std::memset(row, 0, static_cast<size_t>(d) * sizeof(float));
+    for (int64_t s = 0; s < k; ++s) {
+      const float weight = wp[t * k + s];
+      const float* y = &ys[position[t * k + s] * d];
+      for (int64_t j = 0; j < d; ++j)
+        row[j] += y[j] * weight;
+    }
+  }
+  if (load) *load += at::from_blob(counts.data(), {count}, at::kLong).to(load->device());
+  return out;
+}
+
+}  // namespace aha::model

@@ -1,0 +1,162 @@
+// The decode-step CPU kernels against the ATen paths they replace under InferenceMode.
+#include "aha/model/cpu_decode.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
+#include <gtest/gtest.h>
+
+#include "aha/model/checkpoint.h"
+#include "aha/model/moe.h"
+#include "aha/model/norm.h"
+#include "model_fixtures.h"
+
+namespace {
+
+// Experts of odd sizes (D = 40, Im = 24: neither a multiple of the kernel's 16 lanes) and a router over them.
+struct RoutedExperts {
+  aha::model::ModelConfig c;
+  aha::model::Experts experts{nullptr};
+  aha::model::Router router{nullptr};
+  explicit RoutedExperts(int64_t seed) {
+    c.hidden_size = 40;
+    c.moe_intermediate_size = 24;
+    c.n_routed_experts = 8;
+    c.n_group = 4;
+    c.topk_group = 2;
+    c.num_experts_per_tok = 3;
+    at::manual_seed(static_cast<uint64_t>(seed));
+    experts = aha::model::Experts(c.n_routed_experts, c.hidden_size, c.moe_intermediate_size);
+    router = aha::model::Router(c);
+    at::NoGradGuard g;
+    experts->gate_up_proj.normal_(0, 0.3);
+    experts->down_proj.normal_(0, 0.3);
+    router->weight.normal_(0, 1);
+  }
+};
+
+// Token counts from one (an expert with a single token) to enough for 4-token blocks plus every remainder.
+class CpuRoutedExperts : public ::testing::TestWithParam<int64_t> {};
+
+TEST_P(CpuRoutedExperts, EqualsTheAtenDispatch) {
+  const int64_t tokens = GetParam();
+  RoutedExperts s(tokens);
+  const at::Tensor x = at::randn({tokens, s.c.hidden_size});
+  const auto routing = s.router(x);
+  at::Tensor want_load = at::zeros({s.c.n_routed_experts}, at::kLong);
+  const at::Tensor want = s.experts(x, routing, &want_load).detach();  // grad mode: the ATen path
+  at::Tensor load = at::zeros({s.c.n_routed_experts}, at::kLong);
+  const at::Tensor got =
+      aha::model::cpu_routed_experts(x, routing.experts, routing.weights, s.experts->gate_up_proj.detach(),
+                                     s.experts->down_proj.detach(), &load);
+  ASSERT_EQ(got.sizes(), want.sizes());
+  EXPECT_LE((got - want).abs().max().item<double>(), 1e-5 * std::max(1.0, want.abs().max().item<double>()));
+  EXPECT_TRUE(at::equal(load, want_load));
+}
+
+INSTANTIATE_TEST_SUITE_P(Tokens, CpuRoutedExperts, ::testing::Values(1, 2, 5, 16, 37));
+
+TEST(CpuRoutedExpertsDispatch, InferenceModeTakesTheKernelWithTheSameResult) {
+  RoutedExperts s(7);
+  const at::Tensor x = at::randn({16, s.c.hidden_size});
+  const auto routing = s.router(x);
+  const at::Tensor want = s.experts(x, routing).detach();
+  at::Tensor got, direct;
+  {
+    c10::InferenceMode guard;
+    got = s.experts(x, routing);
+    direct = aha::model::cpu_routed_experts(x, routing.experts, routing.weights, s.experts->gate_up_proj,
+                                            s.experts->down_proj);
+  }
+  // Under InferenceMode forward() runs the kernel: bit-identical to calling it, close to the ATen path.
+  EXPECT_TRUE(at::equal(got, direct));
+  EXPECT_LE((got - want).abs().max().item<double>(), 1e-5 * std::max(1.0, want.abs().max().item<double>()));
+}
+
+TEST(CpuRoutedExpertsDispatch, SameResultWhateverTheThreadCount) {
+  RoutedExperts s(9);
+  const at::Tensor x = at::randn({24, s.c.hidden_size});
+  const auto routing = s.router(x);
+  const auto run = [&] {
+    return aha::model::cpu_routed_experts(x, routing.experts, routing.weights,
+                                          s.experts->gate_up_proj.detach(), s.experts->down_proj.detach());
+  };
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  const at::Tensor one = run();
+  at::set_num_threads(2);
+  const at::Tensor two = run();
+  at::set_num_threads(threads);
+  EXPECT_TRUE(at::equal(one, two));
+}
+
+TEST(CpuRoutedExpertsDispatch, RejectsWhatItCannotRun) {
+  RoutedExperts s(1);
+  const at::Tensor x = at::randn({4, s.c.hidden_size});
+  const auto routing = s.router(x);
+  EXPECT_FALSE(aha::model::cpu_routed_experts_supported(x.to(at::kDouble), s.experts->gate_up_proj,
+                                                        s.experts->down_proj));
+  EXPECT_FALSE(aha::model::cpu_routed_experts_supported(x.slice(1, 0, 8), s.experts->gate_up_proj,
+                                                        s.experts->down_proj));
+  at::Tensor bad = routing.experts.clone();
+  bad[0][0] = s.c.n_routed_experts;
+  try {
+    aha::model::cpu_routed_experts(x, bad, routing.weights, s.experts->gate_up_proj.detach(),
+                                   s.experts->down_proj.detach());
+    FAIL() << "expected an error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("expert id 8 outside [0, 8)"), std::string::npos) << e.what();
+  }
+}
+
+TEST(RmsNormDecodePath, InferenceModeEqualsTheOperatorPath) {
+  aha::model::RMSNorm norm(40, 1e-6);
+  at::manual_seed(2);
+  {
+    at::NoGradGuard g;
+    norm->weight.normal_(1, 0.2);
+  }
+  const at::Tensor x = at::randn({3, 5, 40}) * 3;
+  const at::Tensor want = norm(x).detach();
+  at::Tensor got;
+  {
+    c10::InferenceMode guard;
+    got = norm(x);
+  }
+  ASSERT_EQ(got.sizes(), want.sizes());
+  EXPECT_LE((got - want).abs().max().item<double>(), 1e-6 * want.abs().max().item<double>());
+}
+
+// The whole decode step under InferenceMode (RMSNorm and experts on their CPU fast paths) against
+// the training form's logits, on left-padded rows, token by token after a prefill: as AbsorbedDecode checks
+// for the ATen paths.
+class CpuDecodeStep : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CpuDecodeStep, EqualsTrainingFormTokenByToken) {
+  auto model = aha::model::load_pretrained(aha::test::model_fixture(GetParam()));
+  const auto in = aha::test::fixture_inputs(GetParam());
+  at::Tensor full;
+  {
+    at::NoGradGuard no_grad;
+    full = model->forward(in).logits;  // [B, T, V]
+  }
+  c10::InferenceMode inference;
+  const int64_t b = in.input_ids.size(0), t = in.input_ids.size(1), prefix = 7;
+  auto cache = model->make_cache(b, t);
+  model->decode(in.input_ids.slice(1, 0, prefix), in.attention_mask.slice(1, 0, prefix), cache);
+  const at::Tensor real = in.attention_mask.to(at::kBool);
+  double worst = 0;
+  for (int64_t pos = prefix; pos < t; ++pos) {
+    const at::Tensor got =
+        model->decode(in.input_ids.slice(1, pos, pos + 1), in.attention_mask.slice(1, pos, pos + 1), cache)
+            .logits;
+    const at::Tensor want = full.slice(1, pos, pos + 1);
+    const at::Tensor keep = real.slice(1, pos, pos + 1).unsqueeze(-1).expand_as(want);
+    worst = std::max(worst, (got - want).abs().masked_select(keep).max().item<double>());
+  }
+  EXPECT_LE(worst, 1e-5) << GetParam();
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, CpuDecodeStep, ::testing::ValuesIn(aha::test::parity_fixtures()));
+
+}  // namespace
