@@ -23,8 +23,10 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr int kPretrainSteps = 500;  // configs/base.json: 500
-constexpr int kRlSteps = 200;        // configs/default.json: 300
-constexpr double kMinGain = 0.05;    // measured: see CHANGELOG.md (issue 6)
+// configs/default.json: 300. 200 steps were too few to clear the bar reliably: the trajectory moves with any
+// change in float rounding (thread count, kernels), and one CI run after the CPU decode kernel gained +4.7.
+constexpr int kRlSteps = 300;
+constexpr double kMinGain = 0.05;  // measured: see CHANGELOG.md (issue 6)
 
 TEST(DefaultRecipe, ShortenedRunImprovesHeldOutAccuracy) {
   const fs::path dir = fs::temp_directory_path() / ("aha_default_recipe_" + std::to_string(::getpid()));
