@@ -4,6 +4,7 @@
 #include <c10/core/GradMode.h>
 
 #include <cmath>
+#include <optional>
 
 #include "aha/core/error.h"
 
@@ -137,6 +138,10 @@ LossOutput policy_loss(const LossInput& in, const LossOptions& o, const LossDeno
   if (use_kl)
     AHA_CHECK(in.ref_logp.defined() && in.ref_logp.sizes() == in.logp.sizes(),
               "beta > 0 needs ref_logp of the same shape as logp");
+  const bool use_entropy = o.entropy_coef > 0;
+  if (use_entropy)
+    AHA_CHECK(in.entropy.defined() && in.entropy.sizes() == in.logp.sizes(),
+              "entropy_coef > 0 needs the per-token entropy of the same shape as logp");
 
   // Computed in logp's dtype (float32 from the trainer; float64 in the gradient checks).
   const auto dtype = in.logp.scalar_type();
@@ -168,6 +173,7 @@ LossOutput policy_loss(const LossInput& in, const LossOptions& o, const LossDeno
     kl = kl_penalty(logp, in.ref_logp.to(dtype).detach(), o.kl);
     loss = loss + o.beta * kl;
   }
+  if (use_entropy) loss = loss - o.entropy_coef * in.entropy.to(dtype);
   loss = loss * mask;
 
   at::Tensor total;
@@ -218,9 +224,10 @@ at::Tensor token_logprobs(const at::Tensor& logits, const at::Tensor& tokens, do
   return at::log_softmax(x, -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1);
 }
 
-at::Tensor token_entropy(const at::Tensor& logits, double temperature) {
-  c10::NoGradGuard no_grad;
-  at::Tensor x = logits.detach().to(at::kFloat);
+at::Tensor token_entropy(const at::Tensor& logits, double temperature, bool with_grad) {
+  std::optional<c10::NoGradGuard> no_grad;
+  if (!with_grad) no_grad.emplace();
+  at::Tensor x = (with_grad ? logits : logits.detach()).to(at::kFloat);
   if (temperature > 0 && temperature != 1) x = x / temperature;
   at::Tensor logp = at::log_softmax(x, -1);
   return -(logp.exp() * logp).sum(-1);

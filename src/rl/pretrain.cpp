@@ -44,6 +44,8 @@ class Documents {
       for (auto& q : held_out_questions(c.data))
         exclude.insert(q);
       excluded_ = exclude.size();
+      held_out_facts_ = params.contains("held_out_facts") && params["held_out_facts"].is_boolean() &&
+                        params["held_out_facts"].get<bool>();
       corpus_ = std::make_unique<Corpus>(p.corpus, params, std::move(exclude));
       return;
     }
@@ -81,6 +83,7 @@ class Documents {
   }
 
   size_t excluded() const { return excluded_; }
+  bool held_out_facts() const { return held_out_facts_; }
 
  private:
   uint64_t seed_;
@@ -89,6 +92,7 @@ class Documents {
   std::vector<uint64_t> order_;
   uint64_t epoch_ = ~0ull;
   size_t excluded_ = 0;
+  bool held_out_facts_ = false;
 };
 
 }  // namespace
@@ -149,7 +153,10 @@ PretrainSummary pretrain(const Config& config, const PretrainOptions& options) {
   const bool mtp = model.num_mtp_layers() > 0 && c.pretrain.mtp_lambda > 0;
   log::info("pretraining ", run_dir, ": ", c.train.steps, " steps of ", B, " x ", c.pretrain.seq_len,
             " tokens",
-            docs.excluded() ? ", " + std::to_string(docs.excluded()) + " held-out questions left out" : "");
+            docs.excluded() == 0 ? std::string()
+            : docs.held_out_facts()
+                ? ", the " + std::to_string(docs.excluded()) + " held-out questions as plain-form facts only"
+                : ", " + std::to_string(docs.excluded()) + " held-out questions left out");
   const auto t0 = Clock::now();
   PretrainSummary summary;
   std::vector<double> recent;

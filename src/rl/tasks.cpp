@@ -172,13 +172,32 @@ std::string random_digits(std::mt19937_64& rng, int64_t min_len, int64_t max_len
   return w;
 }
 
-// One think/answer document of a string task over letters or digits (never arithmetic).
-std::string layout_document(std::mt19937_64& rng) {
-  // Letters or digits: strings to copy, reverse, sort, count or echo (never sums).
-  const std::string w = uniform(rng, 0, 1) ? random_word(rng, 2, 6) : random_digits(rng, 1, 4);
+// Groups of letters and digits joined by symbols, with at least one group of letters ("ab+3", "7,xy-2"):
+// strings that look like expressions but are never arithmetic questions.
+std::string random_mixed(std::mt19937_64& rng) {
+  const char* const symbols = "+-*/,.";
+  const int64_t groups = uniform(rng, 2, 3);
+  const int64_t letters_at = uniform(rng, 0, groups - 1);
+  std::string w;
+  for (int64_t g = 0; g < groups; ++g) {
+    if (g > 0) w += symbols[uniform(rng, 0, 5)];
+    w += g == letters_at || uniform(rng, 0, 1) ? random_word(rng, 1, 3) : random_digits(rng, 1, 2);
+  }
+  return w;
+}
+
+// One think/answer document of a string task over letters, digits or (with `mixed`) mixed strings; never
+// arithmetic.
+std::string layout_document(std::mt19937_64& rng, bool mixed) {
+  // Strings to copy, reverse, sort, count or echo (never sums).
+  const int64_t shape = uniform(rng, 0, mixed ? 2 : 1);
+  const std::string w = shape == 2   ? random_mixed(rng)
+                        : shape == 1 ? random_word(rng, 2, 6)
+                                     : random_digits(rng, 1, 4);
   std::string question, think, answer;
   int64_t kind = uniform(rng, 0, 4);
-  if (kind == 4 && !std::isalpha(static_cast<unsigned char>(w[0]))) kind = 1;  // only words are echoed
+  // Only words are echoed: an echoed digit or mixed string would teach "X=X" next to the facts' "a+b=c".
+  if (kind == 4 && shape != 1) kind = 1;
   switch (kind) {
     case 0:
       question = "reverse " + w;
@@ -231,7 +250,7 @@ Corpus::Corpus(const std::string& name, const Json& params, std::unordered_set<s
     : exclude_(std::move(exclude)) {
   AHA_CHECK(name == "r1_base", "unknown corpus '", name, "' (built-in corpora: r1_base)");
   const Json p = params.is_null() ? Json::object() : params;
-  reward::check_param_keys(p, "r1_base", {"arithmetic", "fact_share", "held_out_facts"});
+  reward::check_param_keys(p, "r1_base", {"arithmetic", "fact_share", "held_out_facts", "mixed_strings"});
   arithmetic_ = make_task("arithmetic", p.value("arithmetic", Json::object()));
   fact_share_ = reward::param_number(p, "r1_base", "fact_share", 0.5);
   AHA_CHECK(fact_share_ >= 0 && fact_share_ <= 1, "corpus r1_base: fact_share must be in [0, 1], got ",
@@ -241,6 +260,10 @@ Corpus::Corpus(const std::string& name, const Json& params, std::unordered_set<s
   if (p.contains("held_out_facts")) {
     AHA_CHECK(p["held_out_facts"].is_boolean(), "corpus r1_base: held_out_facts must be true or false");
     held_out_facts_ = p["held_out_facts"].get<bool>();
+  }
+  if (p.contains("mixed_strings")) {
+    AHA_CHECK(p["mixed_strings"].is_boolean(), "corpus r1_base: mixed_strings must be true or false");
+    mixed_strings_ = p["mixed_strings"].get<bool>();
   }
 }
 
@@ -260,7 +283,7 @@ std::string Corpus::document(uint64_t seed, uint64_t index) const {
     }
     return doc;
   }
-  return layout_document(rng);
+  return layout_document(rng, mixed_strings_);
 }
 
 Json task_tokenizer_json() {

@@ -540,6 +540,7 @@ Json Trainer::State::step_once() {
   lo.dual_clip = cfg.grpo.dual_clip;
   lo.beta = cfg.grpo.beta;
   lo.kl = parse_kl_estimator(cfg.grpo.kl_estimator);
+  lo.entropy_coef = cfg.grpo.entropy_coef;
   const double lr = scheduled_lr(cfg.optim, step, cfg.train.steps);
   set_lr(*optim, lr);
 
@@ -577,10 +578,12 @@ Json Trainer::State::step_once() {
       std::vector<size_t> rows(
           loss_rows.begin() + static_cast<std::ptrdiff_t>(start),
           loss_rows.begin() + static_cast<std::ptrdiff_t>(std::min(loss_rows.size(), start + mb)));
-      Forward f = forward(*policy.model, batch, rows, iter == 0, cfg.train.balance_alpha);
+      Forward f = forward(*policy.model, batch, rows, iter == 0 || cfg.grpo.entropy_coef > 0,
+                          cfg.train.balance_alpha);
       LossInput li;
       li.logp = f.logp;
       li.mask = f.mask;
+      if (cfg.grpo.entropy_coef > 0) li.entropy = token_entropy(f.logits, cfg.rollout.temperature, true);
       {
         const auto B = static_cast<int64_t>(rows.size());
         const int64_t T = f.logp.size(1);
@@ -615,7 +618,9 @@ Json Trainer::State::step_once() {
         total_stats.kl += lout.stats.kl;
         total_stats.ratio += lout.stats.ratio;
         total_stats.tokens += lout.stats.tokens;
-        entropy_sum += (token_entropy(f.logits, cfg.rollout.temperature) * f.mask).sum().item<double>();
+        at::Tensor ent =
+            li.entropy.defined() ? li.entropy.detach() : token_entropy(f.logits, cfg.rollout.temperature);
+        entropy_sum += (ent * f.mask).sum().item<double>();
         at::Tensor load = f.expert_load.defined() ? f.expert_load.cpu() : at::Tensor();
         if (load.defined()) expert_load = expert_load.defined() ? expert_load + load : load;
       }

@@ -1,8 +1,8 @@
-// The default run's recipe, shortened: configs/base.json pretrains a base model on the r1_base corpus, then
-// configs/default.json trains it with GRPO, and held-out greedy accuracy must rise. Fewer steps than the
-// README's run (which gains 30+ points in under 10 minutes), so the bar here is lower; the recipe is
-// otherwise unchanged: same corpus, model, rewards, sampling and optimizer settings, read from the shipped
-// files.
+// The default run's recipe, whole: configs/base.json pretrains a base model on the r1_base corpus, then
+// configs/default.json trains it with GRPO, and held-out greedy accuracy must rise. The same steps as the
+// README's run (+32.0 points on the 2-core build machine), read from the shipped files; the bar is lower than
+// that because the trajectory is chaotic in float rounding (thread count, CPU kernels): shorter variants of
+// the recipe from other pretraining seeds or thread counts gained +19 to +45 points (CHANGELOG.md, issue 6).
 //
 // A separate test program (ctest: default_recipe) with a long timeout: it trains for a few minutes.
 #include <gtest/gtest.h>
@@ -22,11 +22,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr int kPretrainSteps = 500;  // configs/base.json: 500
-// configs/default.json: 300. 200 steps were too few to clear the bar reliably: the trajectory moves with any
-// change in float rounding (thread count, kernels), and one CI run after the CPU decode kernel gained +4.7.
-constexpr int kRlSteps = 300;
-constexpr double kMinGain = 0.05;  // measured: see CHANGELOG.md (issue 6)
+constexpr int kPretrainSteps = 800;  // configs/base.json: 800
+constexpr int kRlSteps = 700;        // configs/default.json: 700
+constexpr double kMinGain = 0.15;    // measured: see CHANGELOG.md (issue 6)
 
 TEST(DefaultRecipe, ShortenedRunImprovesHeldOutAccuracy) {
   const fs::path dir = fs::temp_directory_path() / ("aha_default_recipe_" + std::to_string(::getpid()));

@@ -160,6 +160,45 @@ LossInput two_sequences() {
   return in;
 }
 
+TEST(GrpoLoss, EntropyBonusIsSubtractedAndAggregatedLikeTheLoss) {
+  // Token losses -1, -1, -1 and 2 (see above); entropies 0.5, 1, 1.5 and 2 (the padded ones must not count).
+  LossOptions o;
+  o.entropy_coef = 0.1;
+  LossDenominators den{.tokens = 4, .sequences = 2, .max_length = 8};
+  LossInput in = two_sequences();
+  at::Tensor e = vec({0.5, 1, 1.5, 2, 7, 7}).view({2, 3}).requires_grad_(true);
+  in.entropy = e;
+  at::Tensor loss = policy_loss(in, o, den).loss;
+  EXPECT_NEAR(loss.item<double>(), (-3 + 2) / 4.0 - 0.1 * (0.5 + 1 + 1.5 + 2) / 4.0, 1e-12);
+  loss.backward();
+  expect_near(e.grad(), {-0.025, -0.025, -0.025, -0.025, 0, 0}, 1e-12);
+  o.aggregation = Aggregation::seq_mean_token_mean;
+  in.entropy = e.detach();
+  EXPECT_NEAR(policy_loss(in, o, den).loss.item<double>(), (-1 + 2) / 2.0 - 0.1 * (1.0 + 2.0) / 2.0, 1e-12);
+  // A bonus without entropies is an error; coefficient 0 never looks at them.
+  in.entropy = at::Tensor();
+  EXPECT_NE(test::error_of([&] { policy_loss(in, o, den); }).find("entropy"), std::string::npos);
+  o.entropy_coef = 0;
+  EXPECT_NEAR(policy_loss(in, o, den).loss.item<double>(), (-1 + 2) / 2.0, 1e-12);
+}
+
+TEST(GrpoLogprobs, EntropyGradientIsMinusPTimesLogPPlusH) {
+  // dH/dz_i = -p_i (log p_i + H) at temperature 1; at temperature T the logits are divided by T first.
+  at::Tensor z = vec({0.3, -1.2, 2.0, 0.7}).view({1, 1, 4}).to(at::kFloat).requires_grad_(true);
+  for (double T : {1.0, 0.5}) {
+    if (z.grad().defined()) z.grad().zero_();
+    at::Tensor h = token_entropy(z, T, true);
+    ASSERT_TRUE(h.requires_grad());
+    h.sum().backward();
+    at::Tensor logp = at::log_softmax(z.detach().to(at::kDouble) / T, -1);
+    at::Tensor H = -(logp.exp() * logp).sum();
+    at::Tensor want = -logp.exp() * (logp + H) / T;
+    EXPECT_NEAR(h.item<double>(), H.item<double>(), 1e-6);
+    expect_near(z.grad(), std::vector<double>(want.data_ptr<double>(), want.data_ptr<double>() + 4), 1e-6);
+  }
+  EXPECT_FALSE(token_entropy(z, 1).requires_grad());
+}
+
 TEST(GrpoLoss, AggregationsByHand) {
   LossOptions o;
   LossDenominators den{.tokens = 4, .sequences = 2, .max_length = 8};

@@ -153,6 +153,33 @@ TEST(Corpus, HeldOutFactsShowsTheHeldOutSumsInPlainFormOnly) {
             std::string::npos);
 }
 
+TEST(Corpus, MixedStringsCarrySymbolsButNeverAnArithmeticQuestion) {
+  Corpus plain("r1_base", Json::object(), {});
+  Corpus mixed("r1_base", Json{{"mixed_strings", true}}, {});
+  int with_symbols = 0, layouts = 0;
+  for (uint64_t i = 0; i < 3000; ++i) {
+    const std::string doc = mixed.document(1, i);
+    const std::string before = plain.document(1, i);
+    if (before.find("<think>") == std::string::npos) {
+      EXPECT_EQ(doc, before) << "the facts are the same documents";
+      continue;
+    }
+    ++layouts;
+    const std::string line = doc.substr(0, doc.find('\n'));  // "User: <verb> <string>" or "User: <word>"
+    const std::string w = line.substr(line.rfind(' ') + 1);
+    if (w.find_first_of("+-*/,.") == std::string::npos) continue;
+    ++with_symbols;
+    EXPECT_NE(line.find(' ', 6), std::string::npos) << "a mixed string is never echoed bare: " << doc;
+    EXPECT_NE(w.find_first_of("abcdefghijklmnopqrstuvwxyz"), std::string::npos)
+        << "a mixed string has a group of letters, so it is never an arithmetic question: " << doc;
+  }
+  EXPECT_GT(with_symbols, layouts / 5);
+  EXPECT_NE(test::error_of([&] {
+              Corpus("r1_base", Json{{"mixed_strings", "yes"}}, {});
+            }).find("mixed_strings"),
+            std::string::npos);
+}
+
 TEST(PromptSource, TaskTrainingNeverDrawsHeldOutQuestionsAndResumes) {
   DataSection d;
   d.task_params = Json{{"max_operand", 9}};

@@ -165,6 +165,17 @@ TEST(Trainer, ResumedRunMatchesAnUninterruptedOneBitForBit) {
 // train.group_by_length fills micro-batches with completions of similar length: less padding, the same update
 // (the same per-row terms summed in another order). The routing-bias update is off: it counts padded
 // positions.
+// The largest difference between two safetensors files' tensors of the same names.
+double max_weight_difference(const std::string& path_a, const std::string& path_b) {
+  const io::SafetensorsFile a = io::SafetensorsFile::open(path_a), b = io::SafetensorsFile::open(path_b);
+  EXPECT_EQ(a.names(), b.names());
+  double worst = 0;
+  for (const std::string& name : a.names())
+    worst = std::max(
+        worst, (a.tensor(name).to(at::kDouble) - b.tensor(name).to(at::kDouble)).abs().max().item<double>());
+  return worst;
+}
+
 TEST(Trainer, GroupByLengthPadsLessAndGivesTheSameUpdate) {
   reward::Registry reg = builtins();
   std::vector<std::string> weights;
@@ -199,16 +210,48 @@ TEST(Trainer, GroupByLengthPadsLessAndGivesTheSameUpdate) {
   }
   EXPECT_LT(padding[1], padding[0] - 0.05) << "grouped " << padding[1] << ", ungrouped " << padding[0];
   EXPECT_NEAR(loss[1], loss[0], 1e-6);
-  const io::SafetensorsFile a = io::SafetensorsFile::open(weights[0]),
-                            b = io::SafetensorsFile::open(weights[1]);
-  ASSERT_EQ(a.names(), b.names());
-  double worst = 0;
-  for (const std::string& name : a.names())
-    worst = std::max(
-        worst, (a.tensor(name).to(at::kDouble) - b.tensor(name).to(at::kDouble)).abs().max().item<double>());
-  EXPECT_LT(worst, 1e-6);
+  EXPECT_LT(max_weight_difference(weights[0], weights[1]), 1e-6);
   for (const fs::path& d : dirs)
     fs::remove_all(d);
+}
+
+TEST(Trainer, EntropyBonusEntersTheLossInEveryPolicyUpdate) {
+  // One step from the same model and samples with entropy_coef 0 and 0.3: the reported loss (token-mean, like
+  // the entropy metric) drops by 0.3 x the entropy at mu = 1; at mu = 2 (logits needed in the second pass
+  // too) the run completes and the weights differ from those without the bonus.
+  reward::Registry reg = builtins();
+  for (int64_t mu : {1, 2}) {
+    std::vector<double> loss, entropy;
+    std::vector<std::string> weights;
+    std::vector<fs::path> dirs;
+    for (double coef : {0.0, 0.3}) {
+      const fs::path dir = dirs.emplace_back(temp_run("aha_trainer_entropy_" + std::to_string(mu) + "_" +
+                                                      std::to_string(static_cast<int>(coef * 10))));
+      fs::remove_all(dir);
+      Config c = tiny_run(dir.string());
+      c.train.steps = 1;
+      c.train.eval_every = 0;
+      c.train.eval_at_start = false;
+      c.grpo.beta = 0;
+      c.grpo.dynamic_sampling = false;
+      c.grpo.mu = mu;
+      c.grpo.entropy_coef = coef;
+      Trainer t(c, reg, {.console = false});
+      t.run();
+      const std::vector<Json> m = read_metrics((dir / "metrics.jsonl").string());
+      ASSERT_EQ(m.size(), 1u);
+      loss.push_back(m[0]["loss"].get<double>());
+      entropy.push_back(m[0]["entropy"].get<double>());
+      weights.push_back((dir / "checkpoints/step-1/model/model.safetensors").string());
+    }
+    EXPECT_NEAR(entropy[1], entropy[0], 1e-6) << "the same samples from the same model";
+    EXPECT_GT(entropy[0], 0.1);
+    if (mu == 1) EXPECT_NEAR(loss[1], loss[0] - 0.3 * entropy[0], 1e-5);
+    EXPECT_GT(max_weight_difference(weights[0], weights[1]), 1e-6)
+        << "mu " << mu << ": the bonus changed nothing";
+    for (const fs::path& d : dirs)
+      fs::remove_all(d);
+  }
 }
 
 TEST(Trainer, DamagedCheckpointIsRefusedWithTheFileNamed) {

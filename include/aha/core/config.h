@@ -144,6 +144,7 @@ struct GrpoSection {
   double dual_clip = 0.0;  // 0: off
   double beta = 0.0;       // 0: no reference model at all
   std::string kl_estimator = "k3";
+  double entropy_coef = 0.0;  // 0: no entropy bonus
   int64_t ref_reset_every = 0;
   int64_t mu = 1;
   bool dynamic_sampling = false;
@@ -168,6 +169,9 @@ struct GrpoSection {
     v("beta", beta, "KL coefficient to the reference policy (0: no reference model)",
       Constraint::at_least(0));
     v("kl_estimator", kl_estimator, "KL estimator", Constraint::one_of({"k1", "k2", "k3"}));
+    v("entropy_coef", entropy_coef,
+      "entropy bonus: subtract entropy_coef * the policy's token entropy, aggregated as the loss (0: off)",
+      Constraint::at_least(0));
     v("ref_reset_every", ref_reset_every, "copy the policy into the reference every N steps (0: never)",
       Constraint::at_least(0));
     v("mu", mu, "policy updates per batch of rollouts", Constraint::at_least(1));

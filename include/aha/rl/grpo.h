@@ -65,6 +65,7 @@ struct LossOptions {
   double dual_clip = 0;  // c > 1 turns it on
   double beta = 0;       // KL coefficient; 0: ref_logp is not used
   KlEstimator kl = KlEstimator::k3;
+  double entropy_coef = 0;  // > 0: subtract entropy_coef * entropy, aggregated as the policy loss
 };
 
 // The normalisers of the whole batch (every micro-batch, every rank).
@@ -80,6 +81,7 @@ struct LossInput {
   at::Tensor ref_logp;    // [B, T] log pi_ref, or undefined when beta = 0
   at::Tensor advantages;  // [B]
   at::Tensor mask;        // [B, T] float: 1 for tokens in the loss
+  at::Tensor entropy;  // [B, T] entropy of pi_theta per token (with grad), or undefined when entropy_coef = 0
 };
 
 // Sums over the micro-batch, for metrics; divide by the batch's tokens (or sequences) after adding up.
@@ -103,7 +105,8 @@ LossOutput policy_loss(const LossInput& in, const LossOptions& options, const Lo
 // (log softmax(logits / T)[token], computed in float32; T = 0 is treated as 1, as the sampler records it).
 at::Tensor token_logprobs(const at::Tensor& logits, const at::Tensor& tokens, double temperature);
 
-// Entropy of softmax(logits / T) per position [B, T] (float32, no grad).
-at::Tensor token_entropy(const at::Tensor& logits, double temperature);
+// Entropy of softmax(logits / T) per position [B, T] (float32); differentiable when `with_grad`, otherwise
+// computed without autograd.
+at::Tensor token_entropy(const at::Tensor& logits, double temperature, bool with_grad = false);
 
 }  // namespace aha::rl

@@ -12,8 +12,12 @@
 // The pretraining corpus of the default run's base model (`corpus_document`), "r1_base": what the base
 // model sees before RL, one document per call:
 //   - arithmetic facts in plain form, "37+45=82" (the arithmetic task's questions, minus a held-out set);
-//   - the think/answer layout on OTHER tasks (reversing, copying, sorting and counting letters or digits),
-//     written "User: reverse abc\nAssistant: <think> abc reversed is cba </think> <answer>cba</answer>".
+//   - the think/answer layout on OTHER tasks (reversing, copying, sorting and counting letters or digits, and
+//   with
+//     `mixed_strings` strings like "ab+3" or "7,xy-2" that look like expressions but always hold a group of
+//     letters), written "User: reverse abc\nAssistant: <think> reverse abc=cba </think>
+//     <answer>cba</answer>"; only words are echoed bare ("User: abc\nAssistant: <think> abc=abc </think>
+//     <answer>abc</answer>").
 // It never holds an arithmetic question answered in the think/answer layout: combining the two is left to RL.
 #pragma once
 
@@ -43,7 +47,8 @@ std::vector<std::string> task_names();
 // The default run's pretraining corpus (see above). `params`: the arithmetic task's params under
 // "arithmetic", "fact_share" (0.5: share of arithmetic facts), "held_out_facts" (false: the plain-form facts
 // leave out the questions in `exclude`, the held-out ones; true: they include them, so the base knows every
-// sum as a base model knows its arithmetic, and RL still never trains on them).
+// sum as a base model knows its arithmetic, and RL still never trains on them), "mixed_strings" (false: the
+// layout's strings are letters or digits; true: also mixed strings with symbols).
 class Corpus {
  public:
   Corpus(const std::string& name, const Json& params, std::unordered_set<std::string> exclude);
@@ -54,6 +59,7 @@ class Corpus {
   std::unique_ptr<Task> arithmetic_;
   double fact_share_ = 0.5;
   bool held_out_facts_ = false;
+  bool mixed_strings_ = false;
   std::unordered_set<std::string> exclude_;
 };
 
