@@ -762,6 +762,17 @@ Json Trainer::State::step_once() {
     m["grad_overlap"] =
         static_cast<double>(grads->last().during_backward) / static_cast<double>(grads->last().buckets);
   }
+  if (N_all == 0) {
+    // No completion left to train on (dynamic sampling kept no group): figures of the trained batch do not
+    // exist, so they are left out (the plot skips the step) instead of reading 0.
+    for (const char* k : {"completion_len", "completion_len_max", "truncated_frac", "kl", "entropy",
+                          "clip_low", "clip_high", "dual_clip", "ratio", "grad_norm", "train_pad_frac"})
+      m.erase(k);
+    for (const auto& name : batch.scores.names) {
+      m.erase("rewards/" + name);
+      m.erase("rewards/" + name + "_std");
+    }
+  }
   if (main()) write_samples(batch, adv);
   return m;
 }
@@ -801,16 +812,26 @@ void Trainer::State::console_line(const Json& m) {
   const double elapsed = seconds_since(started);
   const double per_step = steps_this_process > 0 ? elapsed / static_cast<double>(steps_this_process) : 0;
   char buf[512];
-  std::snprintf(
-      buf, sizeof buf,
-      "step %lld/%lld | reward %.3f ± %.3f | acc %5.1f%% | len %5.1f | kl %.4f | ent %.3f | clip %.3f | "
-      "gnorm %.3f | %.2f s/step | ETA %s",
-      static_cast<long long>(s), static_cast<long long>(cfg.train.steps), m["reward"].get<double>(),
-      m["reward_std"].get<double>(), 100 * m["accuracy"].get<double>(), m["completion_len"].get<double>(),
-      m["kl"].get<double>(), m["entropy"].get<double>(),
-      m["clip_low"].get<double>() + m["clip_high"].get<double>(), m["grad_norm"].get<double>(),
-      m["step_s"].get<double>(),
-      format_duration(per_step * static_cast<double>(cfg.train.steps - s)).c_str());
+  if (!m.contains("completion_len")) {
+    std::snprintf(
+        buf, sizeof buf,
+        "step %lld/%lld | reward %.3f ± %.3f | acc %5.1f%% | no group with differing rewards: nothing "
+        "trained | %.2f s/step | ETA %s",
+        static_cast<long long>(s), static_cast<long long>(cfg.train.steps), m["reward"].get<double>(),
+        m["reward_std"].get<double>(), 100 * m["accuracy"].get<double>(), m["step_s"].get<double>(),
+        format_duration(per_step * static_cast<double>(cfg.train.steps - s)).c_str());
+  } else {
+    std::snprintf(
+        buf, sizeof buf,
+        "step %lld/%lld | reward %.3f ± %.3f | acc %5.1f%% | len %5.1f | kl %.4f | ent %.3f | clip %.3f | "
+        "gnorm %.3f | %.2f s/step | ETA %s",
+        static_cast<long long>(s), static_cast<long long>(cfg.train.steps), m["reward"].get<double>(),
+        m["reward_std"].get<double>(), 100 * m["accuracy"].get<double>(), m["completion_len"].get<double>(),
+        m["kl"].get<double>(), m["entropy"].get<double>(),
+        m["clip_low"].get<double>() + m["clip_high"].get<double>(), m["grad_norm"].get<double>(),
+        m["step_s"].get<double>(),
+        format_duration(per_step * static_cast<double>(cfg.train.steps - s)).c_str());
+  }
   std::string line = buf;
   if (m.contains("eval/accuracy"))
     line += " | eval acc " +

@@ -246,12 +246,45 @@ TEST(Trainer, EntropyBonusEntersTheLossInEveryPolicyUpdate) {
     }
     EXPECT_NEAR(entropy[1], entropy[0], 1e-6) << "the same samples from the same model";
     EXPECT_GT(entropy[0], 0.1);
-    if (mu == 1) EXPECT_NEAR(loss[1], loss[0] - 0.3 * entropy[0], 1e-5);
+    if (mu == 1) {
+      EXPECT_NEAR(loss[1], loss[0] - 0.3 * entropy[0], 1e-5);
+    }
     EXPECT_GT(max_weight_difference(weights[0], weights[1]), 1e-6)
         << "mu " << mu << ": the bonus changed nothing";
     for (const fs::path& d : dirs)
       fs::remove_all(d);
   }
+}
+
+TEST(Trainer, AStepWithNoGroupLeftLeavesOutTheFiguresOfTheTrainedBatch) {
+  // A fresh model never writes the layout: with the format reward alone every group's rewards agree, dynamic
+  // sampling keeps none, and nothing is trained. The step's metrics then hold what was drawn (reward,
+  // accuracy, groups 0) but no completion length, entropy or gradient norm of a batch that does not exist
+  // (they read 0 before, and the plot dipped to 0).
+  reward::Registry reg = builtins();
+  const fs::path dir = temp_run("aha_trainer_no_group");
+  fs::remove_all(dir);
+  Config c = tiny_run(dir.string());
+  c.train.steps = 1;
+  c.train.eval_every = 0;
+  c.train.eval_at_start = false;
+  c.grpo.beta = 0;
+  c.grpo.dynamic_sampling = true;
+  c.grpo.max_resample_rounds = 0;
+  c.reward.functions.resize(1);
+  ASSERT_EQ(c.reward.functions[0].name, "format");
+  Trainer t(c, reg, {.console = false});
+  t.run();
+  const std::vector<Json> m = read_metrics((dir / "metrics.jsonl").string());
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0]["groups"].get<int64_t>(), 0);
+  EXPECT_NEAR(m[0]["zero_std_frac"].get<double>(), 1.0, 1e-12);
+  EXPECT_TRUE(m[0].contains("reward"));
+  EXPECT_TRUE(m[0].contains("accuracy"));
+  for (const char* k : {"completion_len", "completion_len_max", "entropy", "grad_norm", "rewards/format"})
+    EXPECT_FALSE(m[0].contains(k)) << k;
+  EXPECT_TRUE(fs::exists(dir / "plot.png"));
+  fs::remove_all(dir);
 }
 
 TEST(Trainer, DamagedCheckpointIsRefusedWithTheFileNamed) {
