@@ -44,8 +44,6 @@ class Documents {
       for (auto& q : held_out_questions(c.data))
         exclude.insert(q);
       excluded_ = exclude.size();
-      held_out_facts_ = params.contains("held_out_facts") && params["held_out_facts"].is_boolean() &&
-                        params["held_out_facts"].get<bool>();
       corpus_ = std::make_unique<Corpus>(p.corpus, params, std::move(exclude));
       return;
     }
@@ -83,7 +81,7 @@ class Documents {
   }
 
   size_t excluded() const { return excluded_; }
-  bool held_out_facts() const { return held_out_facts_; }
+  bool held_out_facts() const { return corpus_ && corpus_->held_out_facts(); }
 
  private:
   uint64_t seed_;
@@ -92,7 +90,6 @@ class Documents {
   std::vector<uint64_t> order_;
   uint64_t epoch_ = ~0ull;
   size_t excluded_ = 0;
-  bool held_out_facts_ = false;
 };
 
 }  // namespace

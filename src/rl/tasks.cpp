@@ -256,15 +256,9 @@ Corpus::Corpus(const std::string& name, const Json& params, std::unordered_set<s
   AHA_CHECK(fact_share_ >= 0 && fact_share_ <= 1, "corpus r1_base: fact_share must be in [0, 1], got ",
             fact_share_);
   // Whether the plain-form facts may include the held-out questions (the base then knows every sum, as a base
-  // model knows its arithmetic; RL still never trains on them).
-  if (p.contains("held_out_facts")) {
-    AHA_CHECK(p["held_out_facts"].is_boolean(), "corpus r1_base: held_out_facts must be true or false");
-    held_out_facts_ = p["held_out_facts"].get<bool>();
-  }
-  if (p.contains("mixed_strings")) {
-    AHA_CHECK(p["mixed_strings"].is_boolean(), "corpus r1_base: mixed_strings must be true or false");
-    mixed_strings_ = p["mixed_strings"].get<bool>();
-  }
+  // model knows its arithmetic; RL still never trains on them), and whether the layout runs on mixed strings.
+  held_out_facts_ = reward::param_bool(p, "r1_base", "held_out_facts", false);
+  mixed_strings_ = reward::param_bool(p, "r1_base", "mixed_strings", false);
 }
 
 std::string Corpus::document(uint64_t seed, uint64_t index) const {

@@ -811,28 +811,22 @@ void Trainer::State::console_line(const Json& m) {
   if (s % cfg.log.every != 0 && s != cfg.train.steps) return;
   const double elapsed = seconds_since(started);
   const double per_step = steps_this_process > 0 ? elapsed / static_cast<double>(steps_this_process) : 0;
-  char buf[512];
-  if (!m.contains("completion_len")) {
-    std::snprintf(
-        buf, sizeof buf,
-        "step %lld/%lld | reward %.3f ± %.3f | acc %5.1f%% | no group with differing rewards: nothing "
-        "trained | %.2f s/step | ETA %s",
-        static_cast<long long>(s), static_cast<long long>(cfg.train.steps), m["reward"].get<double>(),
-        m["reward_std"].get<double>(), 100 * m["accuracy"].get<double>(), m["step_s"].get<double>(),
-        format_duration(per_step * static_cast<double>(cfg.train.steps - s)).c_str());
-  } else {
-    std::snprintf(
-        buf, sizeof buf,
-        "step %lld/%lld | reward %.3f ± %.3f | acc %5.1f%% | len %5.1f | kl %.4f | ent %.3f | clip %.3f | "
-        "gnorm %.3f | %.2f s/step | ETA %s",
-        static_cast<long long>(s), static_cast<long long>(cfg.train.steps), m["reward"].get<double>(),
-        m["reward_std"].get<double>(), 100 * m["accuracy"].get<double>(), m["completion_len"].get<double>(),
-        m["kl"].get<double>(), m["entropy"].get<double>(),
-        m["clip_low"].get<double>() + m["clip_high"].get<double>(), m["grad_norm"].get<double>(),
-        m["step_s"].get<double>(),
-        format_duration(per_step * static_cast<double>(cfg.train.steps - s)).c_str());
-  }
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "step %lld/%lld | reward %.3f ± %.3f | acc %5.1f%% | ",
+                static_cast<long long>(s), static_cast<long long>(cfg.train.steps), m["reward"].get<double>(),
+                m["reward_std"].get<double>(), 100 * m["accuracy"].get<double>());
   std::string line = buf;
+  if (m.contains("completion_len")) {
+    std::snprintf(buf, sizeof buf, "len %5.1f | kl %.4f | ent %.3f | clip %.3f | gnorm %.3f",
+                  m["completion_len"].get<double>(), m["kl"].get<double>(), m["entropy"].get<double>(),
+                  m["clip_low"].get<double>() + m["clip_high"].get<double>(), m["grad_norm"].get<double>());
+    line += buf;
+  } else {
+    line += "no group with differing rewards: nothing trained";
+  }
+  std::snprintf(buf, sizeof buf, " | %.2f s/step | ETA %s", m["step_s"].get<double>(),
+                format_duration(per_step * static_cast<double>(cfg.train.steps - s)).c_str());
+  line += buf;
   if (m.contains("eval/accuracy"))
     line += " | eval acc " +
             std::to_string(static_cast<int>(std::lround(100 * m["eval/accuracy"].get<double>()))) + "%";

@@ -43,6 +43,18 @@ Config tiny_run(const std::string& dir) {
   return c;
 }
 
+// One GRPO step of the tiny run, no evaluation, no reference model, no dynamic sampling: for comparing the
+// update of two settings from the same model and samples.
+Config one_step_run(const std::string& dir) {
+  Config c = tiny_run(dir);
+  c.train.steps = 1;
+  c.train.eval_every = 0;
+  c.train.eval_at_start = false;
+  c.grpo.beta = 0;
+  c.grpo.dynamic_sampling = false;
+  return c;
+}
+
 // The metrics lines without the timings, one per line (compared as text: gtest cannot print Json).
 std::string without_timing(std::vector<Json> v) {
   std::string out;
@@ -185,13 +197,8 @@ TEST(Trainer, GroupByLengthPadsLessAndGivesTheSameUpdate) {
     const fs::path dir =
         dirs.emplace_back(temp_run(grouped ? "aha_trainer_grouped" : "aha_trainer_ungrouped"));
     fs::remove_all(dir);
-    Config c = tiny_run(dir.string());
-    c.train.steps = 1;
-    c.train.eval_every = 0;
-    c.train.eval_at_start = false;
+    Config c = one_step_run(dir.string());
     c.train.bias_update_speed = 0;
-    c.grpo.beta = 0;
-    c.grpo.dynamic_sampling = false;
     c.rollout.num_generations = 8;
     c.train.prompts_per_step = 4;
     // Lengths that differ: a fresh model stops at any of these characters, after 1 to 40 tokens.
@@ -228,12 +235,7 @@ TEST(Trainer, EntropyBonusEntersTheLossInEveryPolicyUpdate) {
       const fs::path dir = dirs.emplace_back(temp_run("aha_trainer_entropy_" + std::to_string(mu) + "_" +
                                                       std::to_string(static_cast<int>(coef * 10))));
       fs::remove_all(dir);
-      Config c = tiny_run(dir.string());
-      c.train.steps = 1;
-      c.train.eval_every = 0;
-      c.train.eval_at_start = false;
-      c.grpo.beta = 0;
-      c.grpo.dynamic_sampling = false;
+      Config c = one_step_run(dir.string());
       c.grpo.mu = mu;
       c.grpo.entropy_coef = coef;
       Trainer t(c, reg, {.console = false});
@@ -264,11 +266,7 @@ TEST(Trainer, AStepWithNoGroupLeftLeavesOutTheFiguresOfTheTrainedBatch) {
   reward::Registry reg = builtins();
   const fs::path dir = temp_run("aha_trainer_no_group");
   fs::remove_all(dir);
-  Config c = tiny_run(dir.string());
-  c.train.steps = 1;
-  c.train.eval_every = 0;
-  c.train.eval_at_start = false;
-  c.grpo.beta = 0;
+  Config c = one_step_run(dir.string());
   c.grpo.dynamic_sampling = true;
   c.grpo.max_resample_rounds = 0;
   c.reward.functions.resize(1);

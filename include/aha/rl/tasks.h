@@ -12,12 +12,11 @@
 // The pretraining corpus of the default run's base model (`corpus_document`), "r1_base": what the base
 // model sees before RL, one document per call:
 //   - arithmetic facts in plain form, "37+45=82" (the arithmetic task's questions, minus a held-out set);
-//   - the think/answer layout on OTHER tasks (reversing, copying, sorting and counting letters or digits, and
-//   with
-//     `mixed_strings` strings like "ab+3" or "7,xy-2" that look like expressions but always hold a group of
-//     letters), written "User: reverse abc\nAssistant: <think> reverse abc=cba </think>
-//     <answer>cba</answer>"; only words are echoed bare ("User: abc\nAssistant: <think> abc=abc </think>
-//     <answer>abc</answer>").
+//   - the think/answer layout on OTHER tasks: reversing, copying, sorting and counting letters or
+//     digits, and with `mixed_strings` also strings like "ab+3" or "7,xy-2" that look like expressions
+//     but always hold a group of letters. Written
+//     "User: reverse abc\nAssistant: <think> reverse abc=cba </think> <answer>cba</answer>".
+//     Only words are echoed bare: "User: abc\nAssistant: <think> abc=abc </think> <answer>abc</answer>".
 // It never holds an arithmetic question answered in the think/answer layout: combining the two is left to RL.
 #pragma once
 
@@ -54,6 +53,7 @@ class Corpus {
   Corpus(const std::string& name, const Json& params, std::unordered_set<std::string> exclude);
   // Document `index` of the stream seeded with `seed`.
   std::string document(uint64_t seed, uint64_t index) const;
+  bool held_out_facts() const { return held_out_facts_; }
 
  private:
   std::unique_ptr<Task> arithmetic_;
