@@ -5,6 +5,7 @@
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -59,8 +60,13 @@ struct World::Impl {
   c10::Device comm_device{c10::kCPU};  // where the backend's collectives take their tensors
   std::chrono::milliseconds timeout{600000};
   c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::Store> tcp;  // the rendezvous store itself: sub-groups take prefixes of it
   c10::intrusive_ptr<c10d::Backend> pg;
   bool broken = false;
+  std::string name = "world";
+  int64_t global_rank = 0;
+  int64_t splits = 0;  // sub-groups made so far (the same count on every rank: their store prefixes)
+  int device_index = 0;
 
   ~Impl() {
     if (pg && broken) {
@@ -74,14 +80,16 @@ struct World::Impl {
   [[noreturn]] void fail(const char* op, const std::string& why) {
     broken = true;
     AHA_FAIL(
-        "collective ", op, " failed on rank ", spec.rank, " of ", spec.world_size, " (", backend,
-        ", timeout ", spec.timeout_s, " s): ", why,
+        "collective ", op, " failed on rank ", spec.rank, " of ", spec.world_size,
+        name == "world" ? std::string()
+                        : " in " + name + " (rank " + std::to_string(global_rank) + " overall)",
+        " (", backend, ", timeout ", spec.timeout_s, " s): ", why,
         ". Another rank has probably stopped (crashed, killed, out of memory) or is stuck: see its output");
   }
 
   template <class F>
   void run(const char* op, F&& launch) {
-    AHA_CHECK(!broken, "collective ", op, " on rank ", spec.rank,
+    AHA_CHECK(!broken, "collective ", op, " on rank ", spec.rank, name == "world" ? "" : " in " + name,
               ": the process group is unusable after an earlier failed collective");
     try {
       c10::intrusive_ptr<c10d::Work> work = launch();
@@ -89,6 +97,30 @@ struct World::Impl {
     } catch (const std::exception& e) {
       fail(op, first_line(e));
     }
+  }
+
+  c10::intrusive_ptr<c10d::Backend> make_backend(const c10::intrusive_ptr<c10d::Store>& on, int rank,
+                                                 int size) {
+    return backend == "nccl"
+               ? detail::make_nccl(on, rank, size, timeout, device_index)
+               : detail::make_gloo(on, rank, size, timeout, loopback(spec.master_addr) ? "127.0.0.1" : "");
+  }
+
+  // A collective from `input` into `output` (any shapes; their element counts are the caller's to check),
+  // through flat contiguous buffers on the comm device. A world of one copies (its slice is the whole).
+  template <class F>
+  void flat(const char* op, const at::Tensor& input, at::Tensor& output, F&& launch) {
+    c10::NoGradGuard no_grad;
+    if (!pg) {
+      if (!output.is_same(input)) output.copy_(input.reshape(output.sizes()));
+      return;
+    }
+    at::Tensor in = input.to(comm_device).contiguous().view(-1);
+    at::Tensor out = output.device() == comm_device && output.is_contiguous()
+                         ? output.view(-1)
+                         : at::empty({output.numel()}, in.options());
+    run(op, [&] { return launch(out, in); });
+    if (out.data_ptr() != output.data_ptr()) output.copy_(out.view(output.sizes()));
   }
 
   void wait_all(const char* op, std::vector<c10::intrusive_ptr<c10d::Work>>& works) {
@@ -124,6 +156,7 @@ std::shared_ptr<World> World::connect(const WorldSpec& spec, const c10::Device& 
   auto w = std::make_shared<World>();
   Impl& m = *w->impl_;
   m.spec = spec;
+  m.global_rank = spec.rank;
   // One process that no launcher started has nothing to join. Started by one (even alone, as in the GPU
   // check's world of one), it builds the store and the process group, and every collective goes through them.
   if (spec.source == "single") return w;
@@ -142,13 +175,10 @@ std::shared_ptr<World> World::connect(const WorldSpec& spec, const c10::Device& 
     o.isServer = spec.rank == 0 && !spec.agent_store;
     if (!spec.agent_store) o.numWorkers = static_cast<size_t>(spec.world_size);
     o.timeout = m.timeout;
-    auto tcp = c10::make_intrusive<c10d::TCPStore>(spec.master_addr, o);
-    m.store = c10::make_intrusive<c10d::PrefixStore>("aha/pg0", tcp);
-    const int rank = static_cast<int>(spec.rank), size = static_cast<int>(spec.world_size);
-    m.pg = backend == "nccl"
-               ? detail::make_nccl(m.store, rank, size, m.timeout, device.has_index() ? device.index() : 0)
-               : detail::make_gloo(m.store, rank, size, m.timeout,
-                                   loopback(spec.master_addr) ? "127.0.0.1" : "");
+    m.tcp = c10::make_intrusive<c10d::TCPStore>(spec.master_addr, o);
+    m.store = c10::make_intrusive<c10d::PrefixStore>("aha/pg0", m.tcp);
+    m.device_index = device.has_index() ? device.index() : 0;
+    m.pg = m.make_backend(m.store, static_cast<int>(spec.rank), static_cast<int>(spec.world_size));
   } catch (const aha::Error&) {
     throw;
   } catch (const std::exception& e) {
@@ -259,6 +289,85 @@ void World::barrier() {
   if (!impl_->pg) return;
   at::Tensor one = at::ones({1}, at::TensorOptions().dtype(at::kFloat));
   all_reduce(one);
+}
+
+void World::all_gather(const at::Tensor& input, at::Tensor& output) {
+  AHA_CHECK(output.numel() == input.numel() * size(), "all_gather on rank ", rank(), ": ", input.numel(),
+            " elements per rank need an output of ", input.numel() * size(), ", got ", output.numel());
+  impl_->flat("all_gather", input, output,
+              [&](at::Tensor& out, at::Tensor& in) { return impl_->pg->_allgather_base(out, in); });
+}
+
+void World::reduce_scatter(const at::Tensor& input, at::Tensor& output) {
+  AHA_CHECK(input.numel() == output.numel() * size(), "reduce_scatter on rank ", rank(), ": an input of ",
+            input.numel(), " elements does not split into ", size(), " slices of ", output.numel());
+  c10d::ReduceScatterOptions o;
+  o.reduceOp = c10d::ReduceOp(c10d::ReduceOp::SUM);
+  impl_->flat("reduce_scatter", input, output,
+              [&](at::Tensor& out, at::Tensor& in) { return impl_->pg->_reduce_scatter_base(out, in, o); });
+}
+
+at::Tensor World::all_to_all(const at::Tensor& input, const std::vector<int64_t>& send,
+                             const std::vector<int64_t>& recv) {
+  const auto n = static_cast<size_t>(size());
+  AHA_CHECK(send.size() == n && recv.size() == n, "all_to_all on rank ", rank(), ": ", n,
+            " send and receive counts needed, got ", send.size(), " and ", recv.size());
+  int64_t total_send = 0, total_recv = 0;
+  for (size_t r = 0; r < n; ++r) {
+    total_send += send[r];
+    total_recv += recv[r];
+  }
+  AHA_CHECK(input.dim() >= 1 && input.size(0) == total_send, "all_to_all on rank ", rank(), ": ", total_send,
+            " rows to send, the input has ", input.dim() >= 1 ? input.size(0) : 0);
+  std::vector<int64_t> shape = input.sizes().vec();
+  shape[0] = total_recv;
+  if (!impl_->pg) return input.clone();
+  c10::NoGradGuard no_grad;
+  at::Tensor in = input.to(impl_->comm_device).contiguous();
+  at::Tensor out = at::empty(shape, in.options());
+  std::vector<int64_t> send_split(send), recv_split(recv);
+  c10d::AllToAllOptions o;
+  impl_->run("all_to_all", [&] { return impl_->pg->alltoall_base(out, in, recv_split, send_split, o); });
+  return out.to(input.device());
+}
+
+std::shared_ptr<World> World::split(int64_t color, const std::string& name) {
+  // Every rank learns every rank's color (one small gather), then each group meets under its own prefix.
+  const std::vector<double> colors = all_gather(std::vector<double>{static_cast<double>(color)});
+  std::vector<int64_t> members;
+  for (size_t r = 0; r < colors.size(); ++r)
+    if (static_cast<int64_t>(colors[r]) == color) members.push_back(static_cast<int64_t>(r));
+  auto w = std::make_shared<World>();
+  Impl& m = *w->impl_;
+  m.spec = impl_->spec;
+  m.spec.world_size = static_cast<int64_t>(members.size());
+  m.spec.rank = std::find(members.begin(), members.end(), rank()) - members.begin();
+  m.name = name;
+  m.global_rank = impl_->global_rank;
+  const int64_t index = impl_->splits++;
+  if (!impl_->pg || members.size() == 1) return w;  // a group of one communicates with nobody
+  m.backend = impl_->backend;
+  m.comm_device = impl_->comm_device;
+  m.timeout = impl_->timeout;
+  m.device_index = impl_->device_index;
+  m.tcp = impl_->tcp;
+  m.store = c10::make_intrusive<c10d::PrefixStore>(
+      "aha/" + impl_->name + "/split" + std::to_string(index) + "/" + std::to_string(color), impl_->store);
+  try {
+    m.pg = m.make_backend(m.store, static_cast<int>(m.spec.rank), static_cast<int>(m.spec.world_size));
+  } catch (const std::exception& e) {
+    impl_->fail("split", first_line(e));
+  }
+  w->barrier();
+  return w;
+}
+
+int64_t World::global_rank() const {
+  return impl_->global_rank;
+}
+
+const std::string& World::name() const {
+  return impl_->name;
 }
 
 bool backend_available(const std::string& backend) {

@@ -218,14 +218,15 @@ Transformer load_pretrained(const std::string& dir, const LoadOptions& options) 
   return model;
 }
 
-std::vector<io::NamedTensor> hf_state_dict(TransformerImpl& model, std::optional<at::ScalarType> dtype) {
+std::vector<io::NamedTensor> hf_state_dict(const std::vector<io::NamedTensor>& tensors,
+                                           std::optional<at::ScalarType> dtype) {
   std::vector<io::NamedTensor> out;
   auto convert = [&](const std::string& name, const at::Tensor& t) {
     const bool keep_fp32 = ends_with(name, "mlp.gate.weight") || ends_with(name, "e_score_correction_bias");
     return (dtype && !keep_fp32) ? t.detach().to(*dtype) : t.detach();
   };
-  auto emit = [&](const std::string& name, const at::Tensor& t) {
-    static const std::string kGateUp = "mlp.experts.gate_up_proj", kDown = "mlp.experts.down_proj";
+  static const std::string kGateUp = "mlp.experts.gate_up_proj", kDown = "mlp.experts.down_proj";
+  for (const auto& [name, t] : tensors) {
     if (ends_with(name, kGateUp)) {
       const std::string prefix = name.substr(0, name.size() - std::string("gate_up_proj").size());
       const int64_t im = t.size(1) / 2;
@@ -241,22 +242,40 @@ std::vector<io::NamedTensor> hf_state_dict(TransformerImpl& model, std::optional
     } else {
       out.emplace_back(name, convert(name, t));
     }
-  };
-  for (const auto& p : model.named_parameters())
-    emit(p.key(), p.value());
-  for (const auto& b : model.named_buffers())
-    emit(b.key(), b.value());
+  }
   return out;
 }
 
-void save_pretrained(TransformerImpl& model, const std::string& dir, const SaveOptions& options) {
+std::vector<io::NamedTensor> hf_state_dict(TransformerImpl& model, std::optional<at::ScalarType> dtype) {
+  std::vector<io::NamedTensor> tensors;
+  for (const auto& p : model.named_parameters())
+    tensors.emplace_back(p.key(), p.value());
+  for (const auto& b : model.named_buffers())
+    tensors.emplace_back(b.key(), b.value());
+  return hf_state_dict(tensors, dtype);
+}
+
+void save_pretrained(const ModelConfig& config, const std::vector<io::NamedTensor>& tensors,
+                     const std::string& dir, const SaveOptions& options) {
   io::make_dirs(dir);
-  const at::ScalarType dtype = options.dtype.value_or(model.dtype());
-  ModelConfig c = model.config();
+  AHA_CHECK(options.dtype.has_value() || !tensors.empty(), "save_pretrained: no tensors to save into ", dir);
+  const at::ScalarType dtype = options.dtype.value_or(tensors.front().second.scalar_type());
+  ModelConfig c = config;
   c.torch_dtype = dtype == at::kBFloat16 ? "bfloat16" : dtype == at::kHalf ? "float16" : "float32";
   c.quantization_config = nullptr;  // weights are written dequantised
-  io::save_checkpoint(dir, hf_state_dict(model, dtype), {{"format", "pt"}}, options.max_shard_bytes);
+  io::save_checkpoint(dir, hf_state_dict(tensors, dtype), {{"format", "pt"}}, options.max_shard_bytes);
   io::write_file_atomic((fs::path(dir) / "config.json").string(), to_hf_json(c).dump(2) + "\n");
+}
+
+void save_pretrained(TransformerImpl& model, const std::string& dir, const SaveOptions& options) {
+  std::vector<io::NamedTensor> tensors;
+  for (const auto& p : model.named_parameters())
+    tensors.emplace_back(p.key(), p.value());
+  for (const auto& b : model.named_buffers())
+    tensors.emplace_back(b.key(), b.value());
+  SaveOptions o = options;
+  o.dtype = options.dtype.value_or(model.dtype());
+  save_pretrained(model.config(), tensors, dir, o);
 }
 
 }  // namespace aha::model

@@ -116,15 +116,22 @@ ForwardOutput TransformerImpl::forward(const ForwardInput& in) {
   out.expert_load = at::zeros({num_moe_layers(), config_.n_routed_experts}, at::kLong);
   int64_t moe_index = 0;
   at::Tensor balance;
+  const double alpha = in.balance_alpha;
+  const at::Tensor token_mask = in.attention_mask;
   for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
-    auto layer = model->layers[i]->as<DecoderLayerImpl>();
-    if (layer->moe) {
-      MoeStats stats{out.expert_load[moe_index++], in.balance_alpha, in.attention_mask, balance};
-      h = layer->forward(h, cos, sin, mask, rope_, &stats);
-      balance = stats.balance_loss;
-    } else {
-      h = layer->forward(h, cos, sin, mask, rope_);
-    }
+    auto layer = model->layers->ptr<DecoderLayerImpl>(i);
+    // Captured by value: a runner may call the body again in the backward pass, after forward() returned.
+    const at::Tensor load = layer->moe ? out.expert_load[moe_index++] : at::Tensor();
+    const LayerBody body = [layer, load, alpha, token_mask, cos, sin, mask, this](const at::Tensor& x,
+                                                                                  bool recompute) {
+      if (!layer->moe) return LayerOutput{layer->forward(x, cos, sin, mask, rope_), at::Tensor()};
+      MoeStats stats{recompute ? at::Tensor() : load, alpha, token_mask, at::Tensor()};
+      at::Tensor y = layer->forward(x, cos, sin, mask, rope_, &stats);
+      return LayerOutput{y, stats.balance_loss};
+    };
+    LayerOutput o = run_layer(i, h, body);
+    h = o.hidden;
+    if (o.aux.defined()) balance = balance.defined() ? balance + o.aux : o.aux;
   }
   out.balance_loss = balance;
   out.hidden = model->norm(h);
@@ -132,20 +139,33 @@ ForwardOutput TransformerImpl::forward(const ForwardInput& in) {
   // MTP depth k: position i combines h^{k-1}_i with the embedding of token i + k.
   at::Tensor prev = h;
   for (int64_t k = 1; in.compute_mtp && k <= mtp_layers_ && k < t; ++k) {
-    auto mtp = model->layers[config_.num_hidden_layers + k - 1]->as<MtpLayerImpl>();
+    const int64_t index = config_.num_hidden_layers + k - 1;
+    auto mtp = model->layers->ptr<MtpLayerImpl>(index);
     const int64_t len = t - k;
     at::Tensor real;
     if (in.attention_mask.defined()) {
       const at::Tensor m = in.attention_mask.to(device).to(at::kBool);
       real = (m.slice(1, 0, len) & m.slice(1, k)).to(at::kLong);
     }
-    const at::Tensor x = mtp->eh_proj(
-        at::cat({mtp->enorm(mtp->embed_tokens(ids.slice(1, k))), mtp->hnorm(prev.slice(1, 0, len))}, -1));
-    const at::Tensor mtp_mask = causal_mask(real, b, len, x.scalar_type(), device);
-    prev = mtp->forward(x, cos.slice(1, 0, len), sin.slice(1, 0, len), mtp_mask, rope_);
-    out.mtp_logits.push_back(mtp->head(mtp->head_norm(prev)));
+    const at::Tensor next_ids = ids.slice(1, k);
+    const at::Tensor mtp_mask = causal_mask(real, b, len, h.scalar_type(), device);
+    const at::Tensor c = cos.slice(1, 0, len), s = sin.slice(1, 0, len);
+    // The whole module (its embedding, projections and head included) runs as one layer.
+    const LayerBody body = [mtp, next_ids, mtp_mask, c, s, len, this](const at::Tensor& hp, bool) {
+      const at::Tensor x = mtp->eh_proj(
+          at::cat({mtp->enorm(mtp->embed_tokens(next_ids)), mtp->hnorm(hp.slice(1, 0, len))}, -1));
+      const at::Tensor y = mtp->forward(x, c, s, mtp_mask, rope_);
+      return LayerOutput{y, mtp->head(mtp->head_norm(y))};
+    };
+    LayerOutput o = run_layer(index, prev, body);
+    prev = o.hidden;
+    out.mtp_logits.push_back(o.aux);
   }
   return out;
+}
+
+LayerOutput TransformerImpl::run_layer(int64_t index, const at::Tensor& h, const LayerBody& body) {
+  return runner_ ? runner_->run(index, h, body) : body(h, false);
 }
 
 at::Tensor TransformerImpl::logits(const at::Tensor& hidden) {

@@ -11,15 +11,23 @@
 
 namespace aha::rl {
 
+bool decays(const std::string& name, const at::Tensor& param) {
+  return param.dim() >= 2 && name.find("embed_tokens") == std::string::npos;
+}
+
 std::unique_ptr<torch::optim::AdamW> make_adamw(torch::nn::Module& model, const OptimSection& o,
                                                 std::vector<at::Tensor>* trainable) {
   std::vector<at::Tensor> decay, no_decay;
   for (const auto& item : model.named_parameters(true)) {
     if (!item.value().requires_grad()) continue;
-    const bool exempt = item.value().dim() < 2 || item.key().find("embed_tokens") != std::string::npos;
-    (exempt ? no_decay : decay).push_back(item.value());
+    (decays(item.key(), item.value()) ? decay : no_decay).push_back(item.value());
     if (trainable) trainable->push_back(item.value());
   }
+  return make_adamw(std::move(decay), std::move(no_decay), o);
+}
+
+std::unique_ptr<torch::optim::AdamW> make_adamw(std::vector<at::Tensor> decay,
+                                                std::vector<at::Tensor> no_decay, const OptimSection& o) {
   auto opt = torch::optim::AdamWOptions(o.lr)
                  .betas({o.adam_beta1, o.adam_beta2})
                  .eps(o.adam_eps)
@@ -55,6 +63,32 @@ void load_optimizer(torch::optim::AdamW& optimizer, const std::string& path) {
   torch::serialize::InputArchive ar;
   ar.load_from(path);
   optimizer.load(ar);
+}
+
+AdamMoments adam_moments(torch::optim::AdamW& optimizer, const at::Tensor& param) {
+  auto& state = optimizer.state();
+  const auto it = state.find(param.unsafeGetTensorImpl());
+  if (it == state.end()) return {};
+  const auto& s = static_cast<const torch::optim::AdamWParamState&>(*it->second);
+  return {s.exp_avg(), s.exp_avg_sq(), s.step()};
+}
+
+void set_adam_moments(torch::optim::AdamW& optimizer, const at::Tensor& param, const AdamMoments& m) {
+  auto s = std::make_unique<torch::optim::AdamWParamState>();
+  s->step(m.step);
+  s->exp_avg(m.exp_avg.to(param.device()).clone());
+  s->exp_avg_sq(m.exp_avg_sq.to(param.device()).clone());
+  optimizer.state()[param.unsafeGetTensorImpl()] = std::move(s);
+}
+
+int64_t optimizer_state_bytes(torch::optim::AdamW& optimizer) {
+  int64_t bytes = 0;
+  for (const auto& [key, state] : optimizer.state()) {
+    const auto& s = static_cast<const torch::optim::AdamWParamState&>(*state);
+    for (const at::Tensor& t : {s.exp_avg(), s.exp_avg_sq(), s.max_exp_avg_sq()})
+      if (t.defined()) bytes += static_cast<int64_t>(t.numel()) * static_cast<int64_t>(t.element_size());
+  }
+  return bytes;
 }
 
 void set_lr(torch::optim::AdamW& optimizer, double lr) {

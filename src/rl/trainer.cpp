@@ -21,6 +21,7 @@
 #include "aha/core/log.h"
 #include "aha/dist/grad_reducer.h"
 #include "aha/dist/process_group.h"
+#include "aha/dist/sharding.h"
 #include "aha/io/file.h"
 #include "aha/io/jsonl.h"
 #include "aha/io/safetensors.h"
@@ -29,6 +30,7 @@
 #include "aha/reward/reward_set.h"
 #include "aha/rl/grpo.h"
 #include "aha/rl/optimizer.h"
+#include "aha/rl/parallel.h"
 #include "aha/rl/policy.h"
 #include "aha/rl/run_files.h"
 #include "aha/rollout/sampler.h"
@@ -86,6 +88,13 @@ MeanStd mean_std(const std::vector<double>& v) {
   return m;
 }
 
+std::vector<at::Tensor> grads_of(const std::vector<at::Tensor>& params) {
+  std::vector<at::Tensor> g;
+  for (const auto& p : params)
+    g.push_back(p.grad());
+  return g;
+}
+
 // Copies every parameter and buffer of `src` into `dst` (same architecture).
 void copy_weights(torch::nn::Module& dst, torch::nn::Module& src) {
   c10::NoGradGuard no_grad;
@@ -141,7 +150,19 @@ struct Trainer::State {
   int format_index = -1;
   std::unique_ptr<torch::optim::AdamW> optim;
   std::vector<at::Tensor> trainable;
-  std::unique_ptr<dist::GradReducer> grads;  // sums `trainable`'s gradients over ranks (one process: idle)
+  // Sums `trainable`'s gradients over ranks (one process: idle); null with dist.shard grads or full, where
+  // the sharding reduce-scatters them.
+  std::unique_ptr<dist::GradReducer> grads;
+  dist::ShardMode shard_mode = dist::ShardMode::none;
+  ParallelLayout layout;
+  // The policy's (and with dist.shard full the reference model's) sharded state and layer runner; null
+  // without dist.shard and activation checkpointing.
+  std::shared_ptr<dist::Sharding> sharding, ref_sharding;
+  // Every rank must run the same number of forward and backward passes, because collectives run inside them
+  // (per-layer gathers and gradient reduce-scatters): a rank out of rows runs `dummy` micro-batches.
+  bool lockstep = false;
+  Batch dummy;
+  double weight_sync_seconds = 0;  // gathering whole weights for rollouts and evaluations, this step
   int64_t step = 0;
   int64_t bad_steps = 0;
   std::string run_dir;
@@ -153,6 +174,20 @@ struct Trainer::State {
   int64_t steps_this_process = 0;
 
   bool main() const { return world->is_main(); }
+  bool sharded() const { return shard_mode != dist::ShardMode::none; }
+  bool frees_weights() const { return shard_mode == dist::ShardMode::full; }
+
+  // Whole weights for the sampler (dist.shard full: gathered from the shards; the time is weight_sync_s).
+  void gather_weights() {
+    if (!frees_weights()) return;
+    const auto t0 = Clock::now();
+    sharding->gather_all();
+    weight_sync_seconds += seconds_since(t0);
+  }
+  void release_weights() {
+    if (frees_weights()) sharding->release_all();
+  }
+
   // This rank's contiguous share [lo, hi) of n items (the first ranks take one more when n % W != 0).
   std::pair<size_t, size_t> shard(size_t n) const {
     const auto W = static_cast<size_t>(world->size()), r = static_cast<size_t>(world->rank());
@@ -245,6 +280,7 @@ struct Trainer::State {
     const auto& eval = prompts->eval();
     r.prompts = static_cast<int64_t>(eval.size());
     if (eval.empty()) return r;
+    gather_weights();
     const int64_t chunk = 256;
     int64_t right = 0, formatted = 0, length = 0, k_right = 0, pass = 0;
     for (size_t start = 0; start < eval.size(); start += chunk) {
@@ -274,6 +310,7 @@ struct Trainer::State {
         }
       }
     }
+    release_weights();
     const std::vector<double> sums = world->all_reduce(
         {static_cast<double>(right), static_cast<double>(formatted), static_cast<double>(length),
          static_cast<double>(k_right), static_cast<double>(pass)});
@@ -372,8 +409,25 @@ struct Trainer::State {
     return f;
   }
 
+  // A micro-batch of one padding token whose loss is multiplied by 0: it runs the same collectives as a real
+  // one (lockstep) and adds nothing to the gradients.
+  void dummy_pass(bool last) {
+    Forward f = forward(*policy.model, dummy, {0}, false, cfg.train.balance_alpha);
+    at::Tensor loss = f.logp.sum() * 0.0;
+    if (f.balance_loss.defined()) loss = loss + f.balance_loss * 0.0;
+    if (cfg.grpo.beta > 0) {
+      c10::NoGradGuard no_grad;
+      forward(*ref, dummy, {0}, false, 0);
+    }
+    if (grads && cfg.dist.overlap && last) grads->arm(loss);
+    loss.backward();
+    if (sharding) sharding->after_backward();
+  }
+
   Json step_once();
   void find_reward_roles();
+  void setup_parallel();
+  void export_model(model::TransformerImpl& m, dist::Sharding* s, const std::string& dir);
   void write_samples(const Batch& b, const at::Tensor& adv);
   void console_line(const Json& m);
   void save_checkpoint();
@@ -395,6 +449,8 @@ Json Trainer::State::step_once() {
   int64_t correct_count = 0, scored = 0;
   int64_t kept = 0;  // groups kept in the global batch (all ranks)
   std::vector<double> all_totals;
+  weight_sync_seconds = 0;
+  gather_weights();
   for (int64_t round = 0;; ++round) {
     const int64_t want = round == 0 ? P : P - kept;
     // Every rank draws the same prompts and samples its share of them.
@@ -467,6 +523,7 @@ Json Trainer::State::step_once() {
     }
     if (kept >= P || last_round) break;
   }
+  release_weights();
   if (batch.scores.names.empty()) {  // this rank kept no group
     batch.scores.names = rewards->names();
     batch.scores.per_reward.resize(batch.scores.names.size());
@@ -570,11 +627,30 @@ Json Trainer::State::step_once() {
   bool finite = true;
   at::Tensor expert_load;
   int64_t train_tokens = 0, train_positions = 0, train_padding = 0;
+  int64_t grad_bytes = 0;
   const auto mb = static_cast<size_t>(cfg.train.micro_batch_size);
+  // Micro-batches per pass: every rank runs as many as the rank with the most rows when collectives run
+  // inside the passes (the others pad with dummy ones).
+  size_t micro_batches = (loss_rows.size() + mb - 1) / mb;
+  if (lockstep)
+    micro_batches =
+        static_cast<size_t>(world->all_reduce({static_cast<double>(micro_batches)}, dist::ReduceOp::max)[0]);
+  if (frees_weights() && global_loss_rows > 0) {
+    const auto t0 = Clock::now();
+    sharding->gather_root();
+    if (ref_sharding) ref_sharding->gather_root();
+    weight_sync_seconds += seconds_since(t0);
+  }
   for (int64_t iter = 0; iter < cfg.grpo.mu && global_loss_rows > 0; ++iter) {
     optim->zero_grad();
     double iter_loss = 0;
-    for (size_t start = 0; start < loss_rows.size(); start += mb) {
+    for (size_t k = 0; k < micro_batches; ++k) {
+      const size_t start = k * mb;
+      const bool last = k + 1 == micro_batches;
+      if (start >= loss_rows.size()) {
+        dummy_pass(last);
+        continue;
+      }
       std::vector<size_t> rows(
           loss_rows.begin() + static_cast<std::ptrdiff_t>(start),
           loss_rows.begin() + static_cast<std::ptrdiff_t>(std::min(loss_rows.size(), start + mb)));
@@ -608,8 +684,9 @@ Json Trainer::State::step_once() {
       if (f.balance_loss.defined())
         loss = loss + f.balance_loss * (static_cast<double>(rows.size()) / global_loss_rows);
       // The last micro-batch's backward pass completes the gradients: reduce buckets as they fill.
-      if (cfg.dist.overlap && start + mb >= loss_rows.size()) grads->arm(loss);
+      if (grads && cfg.dist.overlap && last) grads->arm(loss);
       loss.backward();
+      if (sharding) sharding->after_backward();
       iter_loss += loss.item<double>();
       if (iter == 0) {
         total_stats.clipped_low += lout.stats.clipped_low;
@@ -630,25 +707,43 @@ Json Trainer::State::step_once() {
         train_padding += f.padding;
       }
     }
-    grads->finish();  // every rank, also one without micro-batches: collectives stay in step
-    grad_sync_seconds += grads->last().finish_seconds;
-    ++grad_syncs;
+    if (grads) {
+      grads->finish();  // every rank, also one without micro-batches: collectives stay in step
+      grad_sync_seconds += grads->last().finish_seconds;
+      ++grad_syncs;
+    }
+    if (shard_mode == dist::ShardMode::optimizer) {
+      sharding->take_grads();  // this rank's slices of the summed gradients
+      policy.model->zero_grad();
+    }
     if (world->size() > 1) iter_loss = world->all_reduce(std::vector<double>{iter_loss})[0];
     loss_sum = iter_loss;
     if (!std::isfinite(iter_loss)) {
       finite = false;
       break;
     }
-    grad_norm = cfg.optim.grad_clip > 0
-                    ? torch::nn::utils::clip_grad_norm_(trainable, cfg.optim.grad_clip)
-                    : torch::nn::utils::clip_grad_norm_(trainable, std::numeric_limits<double>::infinity());
+    if (sharded()) {
+      grad_norm = sharding->clip_grad_norm(cfg.optim.grad_clip);
+    } else {
+      grad_norm = cfg.optim.grad_clip > 0
+                      ? torch::nn::utils::clip_grad_norm_(trainable, cfg.optim.grad_clip)
+                      : torch::nn::utils::clip_grad_norm_(trainable, std::numeric_limits<double>::infinity());
+    }
     if (!std::isfinite(grad_norm)) {
       finite = false;
       break;
     }
+    if (iter == 0)
+      grad_bytes = sharded() ? sharding->memory().grads : dist::storage_bytes(grads_of(trainable));
     optim->step();
+    if (sharded()) sharding->after_step();
   }
   optim->zero_grad();
+  if (sharded()) policy.model->zero_grad();
+  if (frees_weights()) {
+    sharding->release_root();
+    if (ref_sharding) ref_sharding->release_root();
+  }
   if (!finite) {
     ++bad_steps;
     log::warn("step ", step + 1, ": the loss or the gradient is not finite (loss ", loss_sum, ", grad norm ",
@@ -672,8 +767,13 @@ Json Trainer::State::step_once() {
     if (cfg.train.bias_update_speed > 0 && expert_load.defined() && expert_load.numel() > 0)
       model::update_routing_bias(*policy.model, expert_load.to(policy.device), cfg.train.bias_update_speed);
   }
-  if (cfg.grpo.ref_reset_every > 0 && ref && (step + 1) % cfg.grpo.ref_reset_every == 0)
-    copy_weights(*ref, *policy.model);
+  if (cfg.grpo.ref_reset_every > 0 && ref && (step + 1) % cfg.grpo.ref_reset_every == 0) {
+    if (ref_sharding) {
+      ref_sharding->copy_masters_from(*sharding);
+    } else {
+      copy_weights(*ref, *policy.model);
+    }
+  }
   const double train_seconds = seconds_since(t_train);
 
   // ---- metrics (of the whole batch: sums and gathers over ranks)
@@ -755,7 +855,14 @@ Json Trainer::State::step_once() {
   m["train_pad_frac"] =
       train_positions > 0 ? static_cast<double>(train_padding) / static_cast<double>(train_positions) : 0.0;
   m["step_s"] = seconds_since(t_step);
-  if (grads->active() && grad_syncs > 0 && grads->last().buckets > 0) {
+  if (frees_weights()) m["weight_sync_s"] = weight_sync_seconds;
+  // This rank's live bytes of weights (module and fp32 masters), of gradients (before the optimizer step)
+  // and of the optimizer's state: what dist.shard divides (aha plan predicts them).
+  m["mem/params"] =
+      sharded() && sharding ? sharding->memory().params : dist::storage_bytes(policy.model->parameters());
+  if (grad_bytes > 0) m["mem/grads"] = grad_bytes;
+  m["mem/optimizer"] = optimizer_state_bytes(*optim);
+  if (grads && grads->active() && grad_syncs > 0 && grads->last().buckets > 0) {
     // This rank's: seconds from the end of the backward passes to summed gradients, and the share of buckets
     // whose all-reduce the last backward pass started (the rest waited for it to end).
     m["grad_sync_s"] = grad_sync_seconds;
@@ -841,12 +948,14 @@ void Trainer::State::write_plot() {
 // -------------------------------------------------------------------------------------------------
 
 void Trainer::State::check_replicas() {
-  if (world->size() == 1) return;
+  // Sharded ranks hold different slices by design; expert-parallel ones different experts.
+  if (world->size() == 1 || sharded()) return;
   double sum = 0;
   {
     c10::NoGradGuard no_grad;
-    for (const auto& p : policy.model->parameters())
-      sum += p.to(at::kDouble).sum().item<double>();
+    for (const auto& p : policy.model->named_parameters())
+      if (layout.expert_parallel == 1 || !is_routed_expert(p.key()))
+        sum += p.value().to(at::kDouble).sum().item<double>();
   }
   const std::vector<double> v = world->all_reduce({sum, -sum}, dist::ReduceOp::max);
   AHA_CHECK(
@@ -854,19 +963,63 @@ void Trainer::State::check_replicas() {
       "): data-parallel replicas must stay identical, so the run stops rather than train diverged copies");
 }
 
+void Trainer::State::export_model(model::TransformerImpl& m, dist::Sharding* s, const std::string& dir) {
+  // Whole fp32 weights: the module's own, or gathered from the shards (rank 0 receives them).
+  std::vector<io::NamedTensor> gathered;
+  if (s) gathered = s->full_tensors();
+  if (!main()) return;
+  std::map<std::string, at::Tensor> by_name(gathered.begin(), gathered.end());
+  std::vector<io::NamedTensor> tensors;
+  for (const auto& p : m.named_parameters()) {
+    const auto it = by_name.find(p.key());
+    tensors.emplace_back(p.key(), it != by_name.end() ? it->second : p.value());
+  }
+  for (const auto& b : m.named_buffers())
+    tensors.emplace_back(b.key(), b.value());
+  model::save_pretrained(m.config(), tensors, dir, {.dtype = at::kFloat});
+}
+
 void Trainer::State::save_checkpoint() {
   check_replicas();
+  const std::string name = "step-" + std::to_string(step);
+  const fs::path staging = fs::path(run_dir) / "checkpoints" / (".shards-" + name);
+  const fs::path exported = fs::path(run_dir) / "checkpoints" / (".export-" + name);
+  if (sharded()) {
+    // Every rank writes its slices beside the checkpoint; rank 0 moves them into it when it commits.
+    if (main()) {
+      fs::remove_all(staging);
+      fs::remove_all(exported);
+    }
+    world->barrier();
+    export_model(*policy.model, sharding.get(), (exported / "model").string());
+    if (ref) export_model(*ref, ref_sharding.get(), (exported / "ref").string());
+    sharding->save(staging.string(), [&](const at::Tensor& master) {
+      const AdamMoments mo = adam_moments(*optim, master);
+      return dist::Sharding::Moments{mo.exp_avg, mo.exp_avg_sq, mo.step};
+    });
+    world->barrier();
+  }
   if (!main()) return;
   Json st;
   st["step"] = step;
   st["prompts"] = prompts->state();
   st["bad_steps"] = bad_steps;
+  st["shard"] = cfg.dist.shard;
+  st["world_size"] = world->size();
   const std::string dir = commit_checkpoint(
-      run_dir, "step-" + std::to_string(step),
+      run_dir, name,
       [&](const std::string& tmp) {
-        save_policy(policy, (fs::path(tmp) / "model").string());
-        if (ref) model::save_pretrained(*ref, (fs::path(tmp) / "ref").string(), {.dtype = at::kFloat});
-        save_optimizer(*optim, (fs::path(tmp) / "optimizer.pt").string());
+        if (sharded()) {
+          fs::rename(exported / "model", fs::path(tmp) / "model");
+          io::write_file_atomic((fs::path(tmp) / "model" / "tokenizer.json").string(), policy.tokenizer_json);
+          if (ref) fs::rename(exported / "ref", fs::path(tmp) / "ref");
+          fs::remove_all(exported);
+          fs::rename(staging, fs::path(tmp) / "shards");
+        } else {
+          save_policy(policy, (fs::path(tmp) / "model").string());
+          if (ref) model::save_pretrained(*ref, (fs::path(tmp) / "ref").string(), {.dtype = at::kFloat});
+          save_optimizer(*optim, (fs::path(tmp) / "optimizer.pt").string());
+        }
         at::Tensor rng = at::detail::getDefaultCPUGenerator().get_state();
         io::save_safetensors((fs::path(tmp) / "rng.safetensors").string(), {{"cpu_generator", rng}});
       },
@@ -876,19 +1029,67 @@ void Trainer::State::save_checkpoint() {
 
 void Trainer::State::load_checkpoint(const std::string& dir) {
   const Json st = read_checkpoint_state(dir);
+  const std::string saved = st.value("shard", std::string("none"));
+  AHA_CHECK(
+      (saved == "none") == !sharded(), "checkpoint ", dir, " was written with dist.shard=", saved,
+      ", this run has dist.shard=", cfg.dist.shard,
+      ": a sharded checkpoint resumes with any sharded mode (optimizer, grads, full) at any world size, "
+      "an unsharded one without sharding; resume with --set dist.shard=",
+      saved == "none" ? "none" : saved);
   step = st.at("step").get<int64_t>();
   bad_steps = st.value("bad_steps", int64_t{0});
   prompts->restore(st.at("prompts"));
-  load_optimizer(*optim, (fs::path(dir) / "optimizer.pt").string());
+  if (sharded()) {
+    sharding->load((fs::path(dir) / "shards").string(),
+                   [&](const at::Tensor& master, const dist::Sharding::Moments& m) {
+                     set_adam_moments(*optim, master, {m.exp_avg, m.exp_avg_sq, m.step});
+                   });
+  } else {
+    load_optimizer(*optim, (fs::path(dir) / "optimizer.pt").string());
+  }
   {
     io::Checkpoint rng = io::Checkpoint::open((fs::path(dir) / "rng.safetensors").string());
     at::Generator gen = at::detail::getDefaultCPUGenerator();
     gen.set_state(rng.tensor("cpu_generator"));
   }
-  if (ref && fs::exists(fs::path(dir) / "ref")) {
-    model::Transformer saved = model::load_pretrained((fs::path(dir) / "ref").string());
-    copy_weights(*ref, *saved);
+}
+
+void Trainer::State::setup_parallel() {
+  const bool checkpointing = cfg.train.activation_checkpointing;
+  if (sharded() || checkpointing) {
+    // Sharded: fp32 masters, the module's weights in the compute dtype (model.precision bf16: bf16).
+    const at::ScalarType compute = sharded() ? policy.dtype : at::kFloat;
+    sharding = std::make_shared<dist::Sharding>(world, shard_units(*policy.model, layout),
+                                                dist::ShardingOptions{shard_mode, checkpointing, compute});
+    policy.model->set_layer_runner(sharding);
   }
+  // The frozen reference is sharded like the policy's weights when those are (it has no gradients or
+  // moments).
+  if (ref && frees_weights()) {
+    ref_sharding = std::make_shared<dist::Sharding>(
+        world, shard_units(*ref, layout), dist::ShardingOptions{dist::ShardMode::full, false, policy.dtype});
+    ref->set_layer_runner(ref_sharding);
+  }
+  if (sharded()) {
+    optim = make_adamw(sharding->masters(true), sharding->masters(false), cfg.optim);
+  } else {
+    optim = make_adamw(*policy.model, cfg.optim, &trainable);
+  }
+  if (shard_mode == dist::ShardMode::none || shard_mode == dist::ShardMode::optimizer) {
+    if (trainable.empty())
+      for (const auto& p : policy.model->parameters())
+        if (p.requires_grad()) trainable.push_back(p);
+    grads = std::make_unique<dist::GradReducer>(
+        world, trainable, std::max<int64_t>(1, static_cast<int64_t>(cfg.dist.bucket_mb * (1 << 20))));
+  }
+  lockstep = world->size() > 1 &&
+             (shard_mode == dist::ShardMode::grads || frees_weights() || layout.expert_parallel > 1);
+  dummy.prompts.resize(1);
+  dummy.prompt_ids = {{pad_id}};
+  rollout::Completion c;
+  c.tokens = {pad_id};
+  c.logprobs = {0.0f};
+  dummy.completions = {c};
 }
 
 void Trainer::State::find_reward_roles() {
@@ -962,10 +1163,18 @@ Trainer::Trainer(Config config, const reward::Registry& registry, TrainerOptions
       state.push_back(b);
     s.world->broadcast(state);
   }
+  s.shard_mode = dist::parse_shard_mode(s.cfg.dist.shard);
+  s.layout =
+      make_parallel_layout(s.world, s.cfg.dist.expert_parallel, s.policy.model->config().n_routed_experts);
   if (s.cfg.grpo.beta > 0) {
-    s.ref = model::Transformer(s.policy.model->config());
-    s.ref->to(s.policy.device);
-    copy_weights(*s.ref, *s.policy.model);
+    const fs::path saved_ref = checkpoint.empty() ? fs::path() : fs::path(checkpoint) / "ref";
+    if (!saved_ref.empty() && fs::exists(saved_ref)) {
+      s.ref = model::load_pretrained(saved_ref.string(), {.dtype = at::kFloat, .device = s.policy.device});
+    } else {
+      s.ref = model::Transformer(s.policy.model->config());
+      s.ref->to(s.policy.device);
+      copy_weights(*s.ref, *s.policy.model);
+    }
     for (auto& p : s.ref->parameters())
       p.set_requires_grad(false);
   }
@@ -974,10 +1183,11 @@ Trainer::Trainer(Config config, const reward::Registry& registry, TrainerOptions
   for (const auto& f : s.cfg.reward.functions)
     s.reward_names.push_back(f.name);
   s.find_reward_roles();
-
-  s.optim = make_adamw(*s.policy.model, s.cfg.optim, &s.trainable);
-  s.grads = std::make_unique<dist::GradReducer>(
-      s.world, s.trainable, std::max<int64_t>(1, static_cast<int64_t>(s.cfg.dist.bucket_mb * (1 << 20))));
+  s.setup_parallel();
+  if (s.main() && (s.sharded() || s.cfg.train.activation_checkpointing))
+    log::info("dist.shard ", s.cfg.dist.shard,
+              s.cfg.train.activation_checkpointing ? ", activation checkpointing" : "", ": ", s.world->size(),
+              " rank(s)");
 
   if (!checkpoint.empty()) {
     s.load_checkpoint(checkpoint);

@@ -157,6 +157,95 @@ TEST(DistTrainer, TwoRanksResumeAsIfNeverStopped) {
   EXPECT_NEAR(a[2]["loss"].get<double>(), b[2]["loss"].get<double>(), 1e-9);
 }
 
+// What a sharded run must agree on with one process: every weight of the policy and the reference within
+// 1e-6, and the metrics of every step.
+void expect_same_run(const fs::path& a, const fs::path& b, int64_t steps, double tolerance) {
+  const std::string step = "checkpoints/step-" + std::to_string(steps);
+  EXPECT_LE(max_difference(a / step / "model", b / step / "model"), tolerance) << b;
+  EXPECT_LE(max_difference(a / step / "ref", b / step / "ref"), tolerance) << b;
+  const std::vector<Json> m1 = metrics_of(a), m2 = metrics_of(b);
+  ASSERT_EQ(m1.size(), static_cast<size_t>(steps)) << a;
+  ASSERT_EQ(m2.size(), static_cast<size_t>(steps)) << b;
+  for (size_t i = 0; i < m1.size(); ++i) {
+    EXPECT_EQ(m1[i].value("groups", Json()).dump(), m2[i].value("groups", Json()).dump())
+        << b << " step " << i;
+    for (const char* k : {"reward", "reward_std", "accuracy", "completion_len", "entropy", "kl", "loss",
+                          "grad_norm", "clip_low", "ratio", "rewards/regex_match"}) {
+      ASSERT_EQ(m1[i].contains(k), m2[i].contains(k)) << k << " at step " << i + 1 << " of " << b;
+      if (m1[i].contains(k)) {
+        EXPECT_NEAR(m1[i][k].get<double>(), m2[i][k].get<double>(), tolerance)
+            << k << " at step " << i + 1 << " of " << b;
+      }
+    }
+  }
+}
+
+// Sharded data parallelism end to end, 5 steps with dynamic sampling (uneven shares: some steps leave ranks
+// without rows, which then run empty micro-batches to keep the per-layer collectives in step): one process
+// against dist.shard=full on 2 and 4 ranks, grads with activation checkpointing on 4 and optimizer on 2;
+// a full run stopped after 2 steps resumes bit for bit on 2 ranks, and resharded on 4.
+TEST(DistTrainer, ShardedRunsEqualOneProcessAndResumeAtAnyWorldSize) {
+  if (!backend_available("gloo")) GTEST_SKIP() << "built without the gloo headers (Debian libgloo-dev)";
+  const fs::path d = temp_dir("dist_sharded");
+  const std::string cfg = write_config(d, "=", R"(, "dynamic_sampling": true, "max_resample_rounds": 2)");
+  const std::string five = "' --set train.steps=5 --set train.run_dir=";
+  auto launch = [&](int ranks, const std::string& run, const std::string& extra) {
+    const test::CliRun r =
+        test::run_cli("launch --nproc-per-node " + std::to_string(ranks) + " -- aha train -c '" + cfg + five +
+                      (d / run).string() + " " + extra);
+    EXPECT_EQ(r.status, 0) << r.out;
+    return r;
+  };
+  const test::CliRun one = test::run_cli("train -c '" + cfg + five + (d / "one").string());
+  ASSERT_EQ(one.status, 0) << one.out;
+  launch(2, "full2", "--set dist.shard=full");
+  launch(4, "full4", "--set dist.shard=full");
+  launch(4, "grads4", "--set dist.shard=grads --set train.activation_checkpointing=true");
+  launch(2, "opt2", "--set dist.shard=optimizer");
+  for (const char* run : {"full2", "full4", "grads4", "opt2"})
+    expect_same_run(d / "one", d / run, 5, 1e-6);
+  // Some step kept groups on fewer ranks than there are (so empty micro-batches ran), and one trained.
+  const std::vector<Json> m = metrics_of(d / "one");
+  bool uneven = false, trained = false;
+  for (const auto& x : m) {
+    uneven |= x.value("groups", 0) % 4 != 0;
+    trained |= x.contains("grad_norm") && x["grad_norm"].get<double>() > 0.1;
+  }
+  EXPECT_TRUE(uneven && trained);
+  // Per rank: a half and a quarter of one process's bytes of fp32 weights, gradients and AdamW moments.
+  const Json last1 = metrics_of(d / "one").back(), last2 = metrics_of(d / "full2").back(),
+             last4 = metrics_of(d / "full4").back();
+  for (const char* k : {"mem/params", "mem/grads", "mem/optimizer"}) {
+    const double whole = last1.at(k).get<double>();
+    EXPECT_NEAR(last2.at(k).get<double>(), whole / 2, whole * 0.01) << k;
+    EXPECT_NEAR(last4.at(k).get<double>(), whole / 4, whole * 0.01) << k;
+  }
+  EXPECT_GT(last2.at("weight_sync_s").get<double>(), 0);
+
+  const std::string resume = "launch --nproc-per-node ";
+  test::CliRun cut = test::run_cli(resume + "2 -- aha train -c '" + cfg +
+                                   "' --set train.steps=2 --set train.run_dir=" + (d / "cut").string() +
+                                   " --set dist.shard=full");
+  ASSERT_EQ(cut.status, 0) << cut.out;
+  fs::copy(d / "cut", d / "cut4", fs::copy_options::recursive);
+  const test::CliRun same =
+      test::run_cli(resume + "2 -- aha train --resume " + (d / "cut").string() + " --set train.steps=5");
+  ASSERT_EQ(same.status, 0) << same.out;
+  expect_same_run(d / "full2", d / "cut", 5, 0.0);
+  const test::CliRun four =
+      test::run_cli(resume + "4 -- aha train --resume " + (d / "cut4").string() + " --set train.steps=5");
+  ASSERT_EQ(four.status, 0) << four.out;
+  expect_same_run(d / "one", d / "cut4", 5, 1e-6);
+  // The checkpoint holds each rank's slices and their manifests besides the whole HF model.
+  for (int r = 0; r < 4; ++r)
+    EXPECT_TRUE(fs::exists(d / "cut4/checkpoints/step-5/shards" / ("rank-" + std::to_string(r) + ".json")));
+  // An unsharded run does not resume a sharded checkpoint (its optimizer state is elsewhere): it says so.
+  const test::CliRun wrong =
+      test::run_cli("train --resume " + (d / "cut").string() + " --set train.steps=6 --set dist.shard=none");
+  EXPECT_NE(wrong.status, 0);
+  EXPECT_NE(wrong.out.find("was written with dist.shard=full"), std::string::npos) << wrong.out;
+}
+
 // Starts `aha` with extra environment variables, its output into `log`.
 pid_t spawn_aha(const std::vector<std::string>& args,
                 const std::vector<std::pair<std::string, std::string>>& env, const std::string& log) {
@@ -177,21 +266,24 @@ pid_t spawn_aha(const std::vector<std::string>& args,
   return pid;
 }
 
-TEST(DistTrainer, AKilledRankMakesTheOtherExitWithAClearError) {
+// Kills rank 1 of a 2-rank run with SIGKILL after the first step; rank 0 must exit with an error naming the
+// failed collective, well within the timeout (`shard`: dist.shard, whose collectives run inside the passes).
+void expect_killed_rank_is_reported(const std::string& shard) {
   if (!backend_available("gloo")) GTEST_SKIP() << "built without the gloo headers (Debian libgloo-dev)";
-  const fs::path d = temp_dir("dist_kill");
+  const fs::path d = temp_dir("dist_kill_" + shard);
   const std::string cfg = write_config(d);
   const std::string port = std::to_string(free_port());
   pid_t pids[2];
   for (int r = 0; r < 2; ++r)
-    pids[r] = spawn_aha({"train", "-c", cfg, "--set", "train.run_dir=" + (d / "run").string(), "--set",
-                         "train.steps=100000", "--set", "dist.timeout_s=20", "--set", "log.level=info"},
-                        {{"RANK", std::to_string(r)},
-                         {"WORLD_SIZE", "2"},
-                         {"MASTER_ADDR", "127.0.0.1"},
-                         {"MASTER_PORT", port},
-                         {"OMP_NUM_THREADS", "1"}},
-                        (d / ("rank" + std::to_string(r) + ".log")).string());
+    pids[r] = spawn_aha(
+        {"train", "-c", cfg, "--set", "train.run_dir=" + (d / "run").string(), "--set", "train.steps=100000",
+         "--set", "dist.timeout_s=20", "--set", "log.level=info", "--set", "dist.shard=" + shard},
+        {{"RANK", std::to_string(r)},
+         {"WORLD_SIZE", "2"},
+         {"MASTER_ADDR", "127.0.0.1"},
+         {"MASTER_PORT", port},
+         {"OMP_NUM_THREADS", "1"}},
+        (d / ("rank" + std::to_string(r) + ".log")).string());
   // Wait for the first step on rank 0, then kill rank 1 without warning.
   const auto t0 = Clock::now();
   while (metrics_of(d / "run").empty() && std::chrono::duration<double>(Clock::now() - t0).count() < 60)
@@ -214,6 +306,14 @@ TEST(DistTrainer, AKilledRankMakesTheOtherExitWithAClearError) {
   const std::string log = io::read_file((d / "rank0.log").string());
   EXPECT_NE(log.find("aha: error: collective"), std::string::npos) << log;
   EXPECT_NE(log.find("failed on rank 0 of 2 (gloo"), std::string::npos) << log;
+}
+
+TEST(DistTrainer, AKilledRankMakesTheOtherExitWithAClearError) {
+  expect_killed_rank_is_reported("none");
+}
+
+TEST(DistTrainer, AKilledRankOfAShardedRunMakesTheOtherExitWithAClearError) {
+  expect_killed_rank_is_reported("full");
 }
 
 TEST(DistTrainer, TorchrunStartsATwoRankRun) {

@@ -36,6 +36,51 @@ TEST(DistWorld, OneProcessNeedsNoStoreAndReturnsItsInput) {
   w->barrier();
 }
 
+TEST(DistWorld, FourGlooRanksGatherScatterExchangeRowsAndSplit) {
+  if (!backend_available("gloo")) GTEST_SKIP() << "built without the gloo headers (Debian libgloo-dev)";
+  test::on_ranks(4, [](const std::shared_ptr<World>& world) {
+    World& w = *world;
+    const int64_t r = w.rank();
+    // all_gather: rank order; reduce_scatter: sums, this rank's slice.
+    at::Tensor out = at::empty({8}, at::kFloat);
+    w.all_gather(at::full({2}, static_cast<double>(r), at::kFloat), out);
+    EXPECT_TRUE(out.equal(at::tensor({0, 0, 1, 1, 2, 2, 3, 3}, at::kFloat)));
+    at::Tensor mine = at::empty({2}, at::kFloat);
+    w.reduce_scatter(at::arange(8, at::kFloat) * static_cast<double>(r + 1), mine);
+    EXPECT_TRUE(mine.equal(at::arange(2 * r, 2 * r + 2, at::kFloat) * 10));  // (1 + 2 + 3 + 4) x index
+    // all_to_all: rank r sends j + 1 rows of value 10 r + j to rank j (rows of width 3).
+    std::vector<int64_t> send, recv;
+    std::vector<at::Tensor> rows;
+    for (int64_t j = 0; j < 4; ++j) {
+      send.push_back(j + 1);
+      recv.push_back(r + 1);
+      rows.push_back(at::full({j + 1, 3}, static_cast<double>(10 * r + j), at::kFloat));
+    }
+    const at::Tensor got = w.all_to_all(at::cat(rows), send, recv);
+    ASSERT_EQ(got.sizes(), (std::vector<int64_t>{4 * (r + 1), 3}));
+    for (int64_t j = 0; j < 4; ++j)
+      EXPECT_TRUE(got.slice(0, j * (r + 1), (j + 1) * (r + 1))
+                      .eq(static_cast<double>(10 * j + r))
+                      .all()
+                      .item<bool>());
+    EXPECT_NE(test::error_of([&] {
+                w.all_to_all(at::zeros({1, 3}), send, recv);
+              }).find("rows to send"),
+              std::string::npos);
+    // Split: {0, 2} and {1, 3}, ranked by their world ranks; a group of one needs no process group.
+    auto pairs = w.split(r % 2, "pair");
+    EXPECT_EQ(pairs->size(), 2);
+    EXPECT_EQ(pairs->rank(), r / 2);
+    EXPECT_EQ(pairs->global_rank(), r);
+    EXPECT_EQ(pairs->all_reduce({static_cast<double>(r)}), (std::vector<double>{r % 2 == 0 ? 2.0 : 4.0}));
+    auto alone = w.split(r, "alone");
+    EXPECT_EQ(alone->size(), 1);
+    EXPECT_EQ(alone->backend(), "none");
+    EXPECT_EQ(alone->all_reduce({5.0}), (std::vector<double>{5.0}));
+    w.barrier();
+  });
+}
+
 TEST(DistWorld, TwoGlooRanksReduceGatherAndBroadcast) {
   if (!backend_available("gloo")) GTEST_SKIP() << "built without the gloo headers (Debian libgloo-dev)";
   on_two_ranks([](const std::shared_ptr<World>& world) {

@@ -8,16 +8,17 @@
 #include <functional>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "aha/dist/launch.h"
 #include "aha/dist/process_group.h"
 
 namespace aha::test {
 
-inline dist::WorldSpec two_ranks(int64_t rank, int64_t port) {
+inline dist::WorldSpec two_ranks(int64_t rank, int64_t port, int64_t world_size = 2) {
   dist::WorldSpec s;
   s.rank = rank;
-  s.world_size = 2;
+  s.world_size = world_size;
   s.master_port = port;
   s.backend = "gloo";
   s.timeout_s = 20;
@@ -25,24 +26,28 @@ inline dist::WorldSpec two_ranks(int64_t rank, int64_t port) {
   return s;
 }
 
-// Runs body(world) on two ranks, one thread each; rethrows the first failure.
-inline void on_two_ranks(const std::function<void(const std::shared_ptr<dist::World>&)>& body) {
+// Runs body(world) on `n` ranks, one thread each; rethrows the first failure.
+inline void on_ranks(int n, const std::function<void(const std::shared_ptr<dist::World>&)>& body) {
   const int64_t port = dist::free_port();
-  std::exception_ptr errors[2];
-  std::thread threads[2];
-  for (int r = 0; r < 2; ++r)
-    threads[r] = std::thread([&, r] {
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(n));
+  std::vector<std::thread> threads;
+  for (int r = 0; r < n; ++r)
+    threads.emplace_back([&, r] {
       try {
-        auto w = dist::World::connect(two_ranks(r, port), c10::Device(c10::kCPU));
+        auto w = dist::World::connect(two_ranks(r, port, n), c10::Device(c10::kCPU));
         body(w);
       } catch (...) {
-        errors[r] = std::current_exception();
+        errors[static_cast<size_t>(r)] = std::current_exception();
       }
     });
   for (auto& t : threads)
     t.join();
   for (auto& e : errors)
     if (e) std::rethrow_exception(e);
+}
+
+inline void on_two_ranks(const std::function<void(const std::shared_ptr<dist::World>&)>& body) {
+  on_ranks(2, body);
 }
 
 }  // namespace aha::test

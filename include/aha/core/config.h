@@ -225,9 +225,10 @@ struct TrainSection {
   int64_t eval_k = 0;              // > 0: also sample k completions per held-out prompt (mean@k, pass@k)
   bool eval_at_start = true;       // evaluate before the first update (the "before RL" figure)
   int64_t keep_checkpoints = 2;
-  double bias_update_speed = 0.001;  // gamma of the auxiliary-loss-free balance (0: off)
-  double balance_alpha = 0.0;        // weight of the sequence-wise balance loss (0: off)
-  int64_t max_bad_steps = 3;         // consecutive non-finite losses that stop the run
+  double bias_update_speed = 0.001;       // gamma of the auxiliary-loss-free balance (0: off)
+  double balance_alpha = 0.0;             // weight of the sequence-wise balance loss (0: off)
+  int64_t max_bad_steps = 3;              // consecutive non-finite losses that stop the run
+  bool activation_checkpointing = false;  // recompute each decoder layer in the backward pass
 
   template <class V>
   void visit(V& v) {
@@ -260,6 +261,9 @@ struct TrainSection {
       Constraint::at_least(0));
     v("max_bad_steps", max_bad_steps, "consecutive steps with a NaN or inf loss that stop the run",
       Constraint::at_least(1));
+    v("activation_checkpointing", activation_checkpointing,
+      "keep only each decoder layer's input during the forward pass and recompute the layer in the backward "
+      "pass (less memory, about a third more compute)");
   }
 };
 
@@ -288,10 +292,12 @@ struct PretrainSection {
 struct DistSection {
   std::string backend = "auto";  // auto: nccl on CUDA, gloo on CPU
   double timeout_s = 600;
-  std::string master_addr;  // empty: from the environment (MASTER_ADDR, Slurm) or 127.0.0.1
-  int64_t master_port = 0;  // 0: from the environment or 29500
-  double bucket_mb = 25;    // MiB of gradients per all-reduce bucket
-  bool overlap = true;      // all-reduce gradient buckets during the last micro-batch's backward pass
+  std::string master_addr;      // empty: from the environment (MASTER_ADDR, Slurm) or 127.0.0.1
+  int64_t master_port = 0;      // 0: from the environment or 29500
+  double bucket_mb = 25;        // MiB of gradients per all-reduce bucket
+  bool overlap = true;          // all-reduce gradient buckets during the last micro-batch's backward pass
+  std::string shard = "none";   // none | optimizer (ZeRO-1) | grads (ZeRO-2) | full (FSDP / ZeRO-3)
+  int64_t expert_parallel = 1;  // ranks that split the routed experts among them
 
   template <class V>
   void visit(V& v) {
@@ -303,6 +309,14 @@ struct DistSection {
     v("overlap", overlap,
       "all-reduce each gradient bucket as soon as the last micro-batch's backward pass has filled it "
       "(false: all of them after that backward pass)");
+    v("shard", shard,
+      "what each rank keeps 1/W of: none (whole replicas), optimizer (AdamW moments and fp32 masters, "
+      "ZeRO-1), grads (also the gradients, ZeRO-2), full (also the weights, gathered per layer: FSDP/ZeRO-3)",
+      Constraint::one_of({"none", "optimizer", "grads", "full"}));
+    v("expert_parallel", expert_parallel,
+      "ranks that split each MoE layer's routed experts among them (tokens travel to their experts' rank "
+      "and back by all-to-all); divides the world size and the number of routed experts",
+      Constraint::at_least(1));
   }
 };
 

@@ -72,6 +72,25 @@ class World {
   // Returns when every rank has called it.
   void barrier();
 
+  // ---- for sharded state (sharding.h) and expert parallelism (expert_comm.h)
+  // Every rank's `input` [n] (contiguous) into `output` [size() * n], in rank order.
+  void all_gather(const at::Tensor& input, at::Tensor& output);
+  // The sum over ranks of `input` [size() * n] (contiguous), this rank's n-element slice into `output` [n].
+  void reduce_scatter(const at::Tensor& input, at::Tensor& output);
+  // Rows of `input` [sum(send), ...] go out in rank order, send[r] of them to rank r; returns the rows
+  // received [sum(recv), ...], recv[r] from rank r, in rank order. Both lists have size() entries and must
+  // agree with what the other ranks send (a rank's recv[r] is rank r's send[this rank]). Not differentiable
+  // itself (expert_comm.h wraps it).
+  at::Tensor all_to_all(const at::Tensor& input, const std::vector<int64_t>& send,
+                        const std::vector<int64_t>& recv);
+  // A sub-group of this world: the ranks that pass the same `color`, ranked in the order of their ranks here.
+  // Collective: every rank calls it, in the same order as its other splits. A group of one has no process
+  // group (its collectives return their input). Errors of its collectives name the group as `name`.
+  std::shared_ptr<World> split(int64_t color, const std::string& name);
+  // This rank in the world it was split from (its own rank for a world that was not split).
+  int64_t global_rank() const;
+  const std::string& name() const;  // "world", or the name given to split()
+
   struct Impl;
 
  private:

@@ -49,5 +49,11 @@ struct SaveOptions {
 
 // Writes config.json and the weights into `dir` (created if missing).
 void save_pretrained(TransformerImpl& model, const std::string& dir, const SaveOptions& options = {});
+// The same from tensors under the module's names (fused experts as the module holds them, whole: a sharded
+// or expert-parallel run gathers them first; dist/sharding.h).
+std::vector<io::NamedTensor> hf_state_dict(const std::vector<io::NamedTensor>& tensors,
+                                           std::optional<at::ScalarType> dtype = {});
+void save_pretrained(const ModelConfig& config, const std::vector<io::NamedTensor>& tensors,
+                     const std::string& dir, const SaveOptions& options = {});
 
 }  // namespace aha::model

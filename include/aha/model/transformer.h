@@ -16,6 +16,7 @@
 
 #include "aha/model/config.h"
 #include "aha/model/kv_cache.h"
+#include "aha/model/layer_runner.h"
 #include "aha/model/mla.h"
 #include "aha/model/moe.h"
 #include "aha/model/norm.h"
@@ -104,6 +105,11 @@ class TransformerImpl : public torch::nn::Module {
   void cast(at::ScalarType dtype);
   at::ScalarType dtype() const;
 
+  // Who runs the decoder layers in forward() (layer_runner.h); null: the layers are called directly.
+  // decode() always calls them directly (the sampler runs on whole weights).
+  void set_layer_runner(std::shared_ptr<LayerRunner> runner) { runner_ = std::move(runner); }
+  const std::shared_ptr<LayerRunner>& layer_runner() const { return runner_; }
+
   const ModelConfig& config() const { return config_; }
   const Rope& rope() const { return rope_; }
   int64_t num_moe_layers() const { return config_.num_hidden_layers - config_.first_k_dense_replace; }
@@ -113,9 +119,13 @@ class TransformerImpl : public torch::nn::Module {
   Linear lm_head{nullptr};  // null when tie_word_embeddings: logits use model.embed_tokens.weight
 
  private:
+  // Layer `index` on `h` (through the runner when there is one).
+  LayerOutput run_layer(int64_t index, const at::Tensor& h, const LayerBody& body);
+
   ModelConfig config_;
   Rope rope_;
   int64_t mtp_layers_ = 0;
+  std::shared_ptr<LayerRunner> runner_;
 };
 TORCH_MODULE(Transformer);
 

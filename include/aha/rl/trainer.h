@@ -31,6 +31,17 @@
 // sharded. Only rank 0 writes the run directory (config, metrics, its own samples, log, plot, checkpoints);
 // at each checkpoint the ranks check that their parameters still agree. Resume with the same world size,
 // with the run directory on a filesystem every rank reads.
+//
+// Sharded (dist.shard optimizer | grads | full, dist/sharding.h): each rank keeps 1/W of the fp32 masters,
+// their gradients and the AdamW moments (full: of the weights too, gathered per layer for its forward and
+// backward passes, and whole for rollouts and evaluations, which weight_sync_s times). The optimizer steps
+// the masters; gradients are clipped by their global norm. Collectives then run inside the passes, so every
+// rank runs as many micro-batches as the rank with the most rows (the others run one-token micro-batches with
+// a zero loss). A checkpoint holds the whole model in HF format (gathered on rank 0), each rank's slices and
+// moments (shards/rank-R.safetensors) and their manifests (shards/rank-R.json): it resumes bit for bit at the
+// same world size, and at any other world size or sharded mode (each rank reads the pieces it needs).
+// train.activation_checkpointing recomputes each decoder layer in the backward pass (also without
+// sharding). Metrics: mem/params, mem/grads, mem/optimizer (rank 0's live bytes), weight_sync_s.
 #pragma once
 
 #include <atomic>
