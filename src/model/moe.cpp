@@ -8,6 +8,7 @@
 #include "aha/core/error.h"
 #include "aha/kernels/fp8_grouped_linear.h"
 #include "aha/model/cpu_decode.h"
+#include "aha/model/expert_parallel.h"
 
 namespace aha::model {
 
@@ -51,71 +52,79 @@ Routing RouterImpl::forward(const at::Tensor& x) {
   return {w * scaling_, idx, scores};
 }
 
-ExpertsImpl::ExpertsImpl(int64_t experts, int64_t hidden, int64_t intermediate) {
+ExpertsImpl::ExpertsImpl(int64_t experts, int64_t hidden, int64_t intermediate) : experts_(experts) {
   gate_up_proj = register_parameter("gate_up_proj", at::empty({experts, 2 * intermediate, hidden}));
   down_proj = register_parameter("down_proj", at::empty({experts, hidden, intermediate}));
 }
 
 at::Tensor ExpertsImpl::forward(const at::Tensor& x, const Routing& routing, at::Tensor* load) {
-  const int64_t k = routing.experts.size(1), experts = gate_up_proj.size(0);
   // Decoding on the CPU (no autograd, a few tokens per expert): one kernel streams each active expert's
   // weights once, instead of a dozen operators per expert (cpu_decode.h).
-  if (!fp8_ && c10::InferenceMode::is_enabled() && routing.experts.numel() < 16 * experts &&
+  if (!comm_ && !fp8_ && c10::InferenceMode::is_enabled() && routing.experts.numel() < 16 * experts_ &&
       cpu_routed_experts_supported(x, gate_up_proj, down_proj))
     return cpu_routed_experts(x, routing.experts, routing.weights, gate_up_proj, down_proj, load);
-  // Sort the N*K (token, slot) pairs by expert; each expert then sees one contiguous run of its tokens.
-  const at::Tensor flat = routing.experts.reshape({-1});
-  const at::Tensor order = flat.argsort(/*stable=*/true);
-  const at::Tensor counts = at::bincount(flat, {}, experts).cpu();
-  if (load) *load += counts.to(load->device());
-  const at::Tensor token = order.div(k, "floor");  // token of each sorted pair
-  const at::Tensor weight = routing.weights.reshape({-1}).index_select(0, order).unsqueeze(-1);
-  const at::Tensor gathered = x.index_select(0, token);
+  const ExpertDispatch d = dispatch(x, routing, experts_, comm_.get(), load);
+  return combine(run_local(d.rows, d.counts), d, x, comm_.get());
+}
+
+at::Tensor ExpertsImpl::run_local(const at::Tensor& rows, const std::vector<int64_t>& counts) {
+  const auto local = static_cast<int64_t>(counts.size());
+  // No tokens here (an expert-parallel rank can get none): an empty result still tied to `rows`, so that
+  // the backward pass runs the same exchanges on every rank.
+  if (rows.size(0) == 0) return rows * 0.0;
   if (fp8_) {
     // FP8: both projections as grouped block-scaled GEMMs over all experts, whatever the token count.
-    const std::vector<int64_t> rows(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + experts);
     const kernels::Fp8LinearOptions o{ue8m0_, kernels::Fp8Backend::kAuto};
-    const at::Tensor gate_up = kernels::fp8_grouped_linear(gathered, gate_up_proj, rows, fp8_gate_up(), o);
+    const at::Tensor gate_up = kernels::fp8_grouped_linear(rows, gate_up_proj, counts, fp8_gate_up(), o);
     const int64_t im = gate_up.size(-1) / 2;
     const at::Tensor h = at::silu(gate_up.slice(-1, 0, im)) * gate_up.slice(-1, im);
-    const at::Tensor y = kernels::fp8_grouped_linear(h.contiguous(), down_proj, rows, fp8_down(), o);
-    at::Tensor out = at::zeros_like(x);
-    out.index_add_(0, token, y * weight.to(x.scalar_type()));
-    return out;
+    return kernels::fp8_grouped_linear(h.contiguous(), down_proj, counts, fp8_down(), o);
   }
-  // Every expert's tokens form one contiguous run of `gathered`. Many tokens per expert (prefill, training):
-  // one grouped GEMM per projection covers all experts. A handful per expert (decoding): the CPU grouped GEMM
-  // is slow on the transposed weights, so each expert with tokens runs its own two small GEMMs.
-  at::Tensor y;
-  const int64_t pairs = gathered.size(0);
-  if (pairs >= 16 * experts) {
-    const at::Tensor offsets = counts.cumsum(0).to(at::kInt).to(x.device());
-    at::Tensor gate_up = at::_grouped_mm(gathered, gate_up_proj.transpose(1, 2), offsets);  // [N*K, 2 * Im]
+  // Every expert's tokens form one contiguous run of `rows`. Many tokens per expert (prefill, training): one
+  // grouped GEMM per projection covers all experts. A handful per expert (decoding): the CPU grouped GEMM is
+  // slow on the transposed weights, so each expert with tokens runs its own two small GEMMs.
+  if (rows.size(0) >= 16 * local) {
+    const at::Tensor offsets = at::tensor(counts, at::kLong).cumsum(0).to(at::kInt).to(rows.device());
+    at::Tensor gate_up = at::_grouped_mm(rows, gate_up_proj.transpose(1, 2), offsets);  // [M, 2 * Im]
     // The CPU grouped GEMM's backward needs a dense incoming gradient (an expanded one, as from a sum,
     // fails).
     if (gate_up.requires_grad()) gate_up.register_hook([](const at::Tensor& g) { return g.contiguous(); });
     const int64_t im = gate_up.size(-1) / 2;
     const at::Tensor h = at::silu(gate_up.slice(-1, 0, im)) * gate_up.slice(-1, im);
-    y = at::_grouped_mm(h, down_proj.transpose(1, 2), offsets);  // [N*K, D]
+    at::Tensor y = at::_grouped_mm(h, down_proj.transpose(1, 2), offsets);  // [M, D]
     if (y.requires_grad()) y.register_hook([](const at::Tensor& g) { return g.contiguous(); });
-  } else {
-    // unbind once: indexing the stacked weights per expert would give each a full-size gradient in backward.
-    const std::vector<at::Tensor> w_gate_up = gate_up_proj.unbind(0), w_down = down_proj.unbind(0);
-    const int64_t* count = counts.data_ptr<int64_t>();
-    std::vector<at::Tensor> parts;
-    int64_t begin = 0;
-    for (int64_t e = 0; e < experts; ++e) {
-      if (count[e] == 0) continue;
-      const at::Tensor gate_up = at::linear(gathered.slice(0, begin, begin + count[e]), w_gate_up[e]);
-      const int64_t im = gate_up.size(-1) / 2;
-      parts.push_back(at::linear(at::silu(gate_up.slice(-1, 0, im)) * gate_up.slice(-1, im), w_down[e]));
-      begin += count[e];
-    }
-    y = at::cat(parts, 0);
+    return y;
   }
-  at::Tensor out = at::zeros_like(x);
-  out.index_add_(0, token, y * weight.to(x.scalar_type()));
-  return out;
+  // unbind once: indexing the stacked weights per expert would give each a full-size gradient in backward.
+  const std::vector<at::Tensor> w_gate_up = gate_up_proj.unbind(0), w_down = down_proj.unbind(0);
+  std::vector<at::Tensor> parts;
+  int64_t begin = 0;
+  for (int64_t e = 0; e < local; ++e) {
+    const int64_t n = counts[static_cast<size_t>(e)];
+    if (n == 0) continue;
+    const at::Tensor gate_up = at::linear(rows.slice(0, begin, begin + n), w_gate_up[e]);
+    const int64_t im = gate_up.size(-1) / 2;
+    parts.push_back(at::linear(at::silu(gate_up.slice(-1, 0, im)) * gate_up.slice(-1, im), w_down[e]));
+    begin += n;
+  }
+  return at::cat(parts, 0);
+}
+
+void ExpertsImpl::set_expert_parallel(std::shared_ptr<ExpertComm> comm) {
+  AHA_CHECK(!comm_, "set_expert_parallel: the experts are split already");
+  if (!comm || comm->size() == 1) return;
+  const int64_t n = comm->size(), local = experts_ / n;
+  AHA_CHECK(experts_ % n == 0, "expert parallelism: ", experts_, " routed experts do not split over ", n,
+            " ranks");
+  AHA_CHECK(gate_up_proj.size(0) == experts_, "set_expert_parallel: expected all ", experts_,
+            " experts, the module holds ", gate_up_proj.size(0));
+  torch::NoGradGuard no_grad;
+  const int64_t first = comm->rank() * local;
+  gate_up_proj.set_data(gate_up_proj.narrow(0, first, local).clone());
+  down_proj.set_data(down_proj.narrow(0, first, local).clone());
+  gate_up_q_ = {};
+  down_q_ = {};
+  comm_ = std::move(comm);
 }
 
 void ExpertsImpl::set_fp8_weights(kernels::Fp8Tensor gate_up_q, kernels::Fp8Tensor down_q) {

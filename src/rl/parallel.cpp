@@ -1,9 +1,13 @@
 #include "aha/rl/parallel.h"
 
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
 #include <map>
 
 #include "aha/core/error.h"
 #include "aha/dist/process_group.h"
+#include "aha/model/moe.h"
 #include "aha/rl/optimizer.h"
 
 namespace aha::rl {
@@ -21,7 +25,31 @@ ParallelLayout make_parallel_layout(std::shared_ptr<dist::World> world, int64_t 
   const int64_t r = l.world->rank();
   l.experts = l.world->split(r / n, "expert-parallel group " + std::to_string(r / n));
   l.replicas = l.world->split(r % n, "replicas of expert block " + std::to_string(r % n));
+  l.exchange = std::make_shared<dist::GroupExpertComm>(l.experts);
   return l;
+}
+
+void split_experts(model::TransformerImpl& model, const ParallelLayout& layout) {
+  if (layout.expert_parallel == 1) return;
+  for (const auto& m : model.modules())
+    if (auto* experts = dynamic_cast<model::ExpertsImpl*>(m.get()))
+      experts->set_expert_parallel(layout.exchange);
+}
+
+std::vector<std::pair<std::string, at::Tensor>> gather_experts(model::TransformerImpl& model,
+                                                               const ParallelLayout& layout) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  if (layout.expert_parallel == 1) return out;
+  c10::NoGradGuard no_grad;
+  for (const auto& p : model.named_parameters()) {
+    if (!is_routed_expert(p.key())) continue;
+    std::vector<int64_t> shape = p.value().sizes().vec();
+    shape[0] *= layout.experts->size();
+    at::Tensor whole = at::empty(shape, p.value().options());
+    layout.experts->all_gather(p.value().detach().contiguous(), whole);
+    if (layout.world->rank() == 0) out.emplace_back(p.key(), whole);
+  }
+  return out;
 }
 
 bool is_routed_expert(const std::string& name) {

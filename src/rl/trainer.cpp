@@ -153,6 +153,8 @@ struct Trainer::State {
   // Sums `trainable`'s gradients over ranks (one process: idle); null with dist.shard grads or full, where
   // the sharding reduce-scatters them.
   std::unique_ptr<dist::GradReducer> grads;
+  // Expert parallelism without gradient sharding: the routed experts' gradients, summed over their replicas.
+  std::unique_ptr<dist::GradReducer> expert_grads;
   dist::ShardMode shard_mode = dist::ShardMode::none;
   ParallelLayout layout;
   // The policy's (and with dist.shard full the reference model's) sharded state and layer runner; null
@@ -202,13 +204,6 @@ struct Trainer::State {
     Batch b;
     b.prompts = std::move(prompts_in);
     b.group = group;
-    if (b.prompts.empty()) {  // a rank whose share of a small refill is empty
-      b.scores.names = rewards->names();
-      b.scores.per_reward.resize(b.scores.names.size());
-      return b;
-    }
-    for (const auto& p : b.prompts)
-      b.prompt_ids.push_back(policy.tokenizer->encode(p.text, true));
     rollout::SamplingParams sp;
     sp.temperature = temperature;
     sp.top_k = cfg.rollout.top_k;
@@ -221,6 +216,20 @@ struct Trainer::State {
     rollout::GenerateOptions go;
     go.tokenizer = policy.tokenizer.get();
     go.pad_id = pad_id;
+    if (layout.expert_parallel > 1) {
+      // Every forward exchanges tokens within the expert-parallel group: its ranks call the model in step.
+      go.lockstep = [this](bool mine) {
+        return layout.experts->all_reduce({mine ? 1.0 : 0.0}, dist::ReduceOp::max)[0] > 0;
+      };
+    }
+    if (b.prompts.empty()) {  // a rank whose share of a small refill is empty
+      if (go.lockstep) sampler.generate(*policy.model, {}, sp, go);
+      b.scores.names = rewards->names();
+      b.scores.per_reward.resize(b.scores.names.size());
+      return b;
+    }
+    for (const auto& p : b.prompts)
+      b.prompt_ids.push_back(policy.tokenizer->encode(p.text, true));
     for (size_t i = 0; i < b.prompts.size(); ++i)
       go.prompt_seeds.push_back(item_seed(seed, first_index + i, 0x9A));
     const auto t0 = Clock::now();
@@ -419,9 +428,37 @@ struct Trainer::State {
       c10::NoGradGuard no_grad;
       forward(*ref, dummy, {0}, false, 0);
     }
-    if (grads && cfg.dist.overlap && last) grads->arm(loss);
+    if (cfg.dist.overlap && last) arm(loss);
     loss.backward();
     if (sharding) sharding->after_backward();
+  }
+
+  // The last micro-batch's backward pass completes the gradients: the reducers start as buckets fill.
+  void arm(const at::Tensor& loss) {
+    if (grads) grads->arm(loss);
+    if (expert_grads) expert_grads->arm(loss);
+  }
+
+  // clip_grad_norm_ of an expert-parallel run without sharding: each rank holds its own block of the experts,
+  // so their squares are summed over the expert-parallel group; the rest is the same on every rank.
+  double clip_expert_parallel(double max_norm) {
+    c10::NoGradGuard no_grad;
+    double shared = 0, experts = 0;
+    std::vector<at::Tensor> all;
+    for (const auto& p : policy.model->named_parameters()) {
+      const at::Tensor& g = p.value().grad();
+      if (!g.defined()) continue;
+      all.push_back(g);
+      (is_routed_expert(p.key()) ? experts : shared) += g.to(at::kDouble).pow(2).sum().item<double>();
+    }
+    experts = layout.experts->all_reduce(std::vector<double>{experts})[0];
+    const double norm = std::sqrt(shared + experts);
+    if (max_norm > 0 && std::isfinite(norm)) {
+      const double coef = std::min(1.0, max_norm / (norm + 1e-6));
+      for (auto& g : all)
+        g.mul_(coef);
+    }
+    return norm;
   }
 
   Json step_once();
@@ -684,7 +721,7 @@ Json Trainer::State::step_once() {
       if (f.balance_loss.defined())
         loss = loss + f.balance_loss * (static_cast<double>(rows.size()) / global_loss_rows);
       // The last micro-batch's backward pass completes the gradients: reduce buckets as they fill.
-      if (grads && cfg.dist.overlap && last) grads->arm(loss);
+      if (cfg.dist.overlap && last) arm(loss);
       loss.backward();
       if (sharding) sharding->after_backward();
       iter_loss += loss.item<double>();
@@ -709,6 +746,7 @@ Json Trainer::State::step_once() {
     }
     if (grads) {
       grads->finish();  // every rank, also one without micro-batches: collectives stay in step
+      if (expert_grads) expert_grads->finish();
       grad_sync_seconds += grads->last().finish_seconds;
       ++grad_syncs;
     }
@@ -724,6 +762,8 @@ Json Trainer::State::step_once() {
     }
     if (sharded()) {
       grad_norm = sharding->clip_grad_norm(cfg.optim.grad_clip);
+    } else if (layout.expert_parallel > 1) {
+      grad_norm = clip_expert_parallel(cfg.optim.grad_clip);
     } else {
       grad_norm = cfg.optim.grad_clip > 0
                       ? torch::nn::utils::clip_grad_norm_(trainable, cfg.optim.grad_clip)
@@ -966,7 +1006,11 @@ void Trainer::State::check_replicas() {
 void Trainer::State::export_model(model::TransformerImpl& m, dist::Sharding* s, const std::string& dir) {
   // Whole fp32 weights: the module's own, or gathered from the shards (rank 0 receives them).
   std::vector<io::NamedTensor> gathered;
-  if (s) gathered = s->full_tensors();
+  if (s) {
+    gathered = s->full_tensors();
+  } else {
+    gathered = gather_experts(m, layout);  // expert parallelism: each rank holds a block of the experts
+  }
   if (!main()) return;
   std::map<std::string, at::Tensor> by_name(gathered.begin(), gathered.end());
   std::vector<io::NamedTensor> tensors;
@@ -984,19 +1028,27 @@ void Trainer::State::save_checkpoint() {
   const std::string name = "step-" + std::to_string(step);
   const fs::path staging = fs::path(run_dir) / "checkpoints" / (".shards-" + name);
   const fs::path exported = fs::path(run_dir) / "checkpoints" / (".export-" + name);
-  if (sharded()) {
-    // Every rank writes its slices beside the checkpoint; rank 0 moves them into it when it commits.
+  // Ranks that hold different state (sharded, or different experts) each write theirs beside the checkpoint;
+  // rank 0 gathers the whole model and moves everything into the checkpoint when it commits.
+  const bool per_rank = sharded() || layout.expert_parallel > 1;
+  if (per_rank) {
     if (main()) {
       fs::remove_all(staging);
       fs::remove_all(exported);
     }
     world->barrier();
-    export_model(*policy.model, sharding.get(), (exported / "model").string());
+    export_model(*policy.model, sharded() ? sharding.get() : nullptr, (exported / "model").string());
     if (ref) export_model(*ref, ref_sharding.get(), (exported / "ref").string());
-    sharding->save(staging.string(), [&](const at::Tensor& master) {
-      const AdamMoments mo = adam_moments(*optim, master);
-      return dist::Sharding::Moments{mo.exp_avg, mo.exp_avg_sq, mo.step};
-    });
+    if (sharded()) {
+      sharding->save(staging.string(), [&](const at::Tensor& master) {
+        const AdamMoments mo = adam_moments(*optim, master);
+        return dist::Sharding::Moments{mo.exp_avg, mo.exp_avg_sq, mo.step};
+      });
+    } else {
+      io::make_dirs(staging.string());
+      save_optimizer(*optim,
+                     (staging / ("optimizer-rank-" + std::to_string(world->rank()) + ".pt")).string());
+    }
     world->barrier();
   }
   if (!main()) return;
@@ -1006,10 +1058,11 @@ void Trainer::State::save_checkpoint() {
   st["bad_steps"] = bad_steps;
   st["shard"] = cfg.dist.shard;
   st["world_size"] = world->size();
+  st["expert_parallel"] = layout.expert_parallel;
   const std::string dir = commit_checkpoint(
       run_dir, name,
       [&](const std::string& tmp) {
-        if (sharded()) {
+        if (per_rank) {
           fs::rename(exported / "model", fs::path(tmp) / "model");
           io::write_file_atomic((fs::path(tmp) / "model" / "tokenizer.json").string(), policy.tokenizer_json);
           if (ref) fs::rename(exported / "ref", fs::path(tmp) / "ref");
@@ -1044,6 +1097,16 @@ void Trainer::State::load_checkpoint(const std::string& dir) {
                    [&](const at::Tensor& master, const dist::Sharding::Moments& m) {
                      set_adam_moments(*optim, master, {m.exp_avg, m.exp_avg_sq, m.step});
                    });
+  } else if (layout.expert_parallel > 1) {
+    // Each rank's AdamW moments of its own experts: only the same layout can take them.
+    const int64_t w = st.value("world_size", int64_t{1}), n = st.value("expert_parallel", int64_t{1});
+    AHA_CHECK(w == world->size() && n == layout.expert_parallel, "checkpoint ", dir, " was written by ", w,
+              " rank(s) with dist.expert_parallel ", n,
+              "; without sharding it resumes only with the same "
+              "layout (dist.shard optimizer, grads or full checkpoints reshard to any)");
+    load_optimizer(
+        *optim,
+        (fs::path(dir) / "shards" / ("optimizer-rank-" + std::to_string(world->rank()) + ".pt")).string());
   } else {
     load_optimizer(*optim, (fs::path(dir) / "optimizer.pt").string());
   }
@@ -1076,11 +1139,21 @@ void Trainer::State::setup_parallel() {
     optim = make_adamw(*policy.model, cfg.optim, &trainable);
   }
   if (shard_mode == dist::ShardMode::none || shard_mode == dist::ShardMode::optimizer) {
-    if (trainable.empty())
-      for (const auto& p : policy.model->parameters())
-        if (p.requires_grad()) trainable.push_back(p);
-    grads = std::make_unique<dist::GradReducer>(
-        world, trainable, std::max<int64_t>(1, static_cast<int64_t>(cfg.dist.bucket_mb * (1 << 20))));
+    // Whole gradients summed over the ranks: the routed experts' over their replicas only (expert
+    // parallelism).
+    std::vector<at::Tensor> shared, experts;
+    for (const auto& p : policy.model->named_parameters()) {
+      if (!p.value().requires_grad()) continue;
+      (layout.expert_parallel > 1 && is_routed_expert(p.key()) ? experts : shared).push_back(p.value());
+    }
+    if (trainable.empty()) {
+      trainable = shared;
+      trainable.insert(trainable.end(), experts.begin(), experts.end());
+    }
+    const auto bucket = std::max<int64_t>(1, static_cast<int64_t>(cfg.dist.bucket_mb * (1 << 20)));
+    grads = std::make_unique<dist::GradReducer>(world, shared, bucket);
+    if (!experts.empty())
+      expert_grads = std::make_unique<dist::GradReducer>(layout.replicas, experts, bucket);
   }
   lockstep = world->size() > 1 &&
              (shard_mode == dist::ShardMode::grads || frees_weights() || layout.expert_parallel > 1);
@@ -1183,6 +1256,8 @@ Trainer::Trainer(Config config, const reward::Registry& registry, TrainerOptions
   for (const auto& f : s.cfg.reward.functions)
     s.reward_names.push_back(f.name);
   s.find_reward_roles();
+  split_experts(*s.policy.model, s.layout);
+  if (s.ref) split_experts(*s.ref, s.layout);
   s.setup_parallel();
   if (s.main() && (s.sharded() || s.cfg.train.activation_checkpointing))
     log::info("dist.shard ", s.cfg.dist.shard,

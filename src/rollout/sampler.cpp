@@ -17,6 +17,13 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// A model call that keeps this rank in step with the others of a lockstep group (sampler.h): one token, a
+// fresh cache, the result unused.
+void idle_call(model::TransformerImpl& model, int64_t pad_id) {
+  model::KvCache cache = model.make_cache(1, 1);
+  model.decode(at::full({1, 1}, pad_id, at::kLong), at::Tensor(), cache);
+}
+
 }  // namespace
 
 std::string_view finish_reason_name(FinishReason r) {
@@ -35,7 +42,7 @@ GenerateResult Sampler::generate(model::TransformerImpl& model,
                                  const std::vector<std::vector<int64_t>>& prompts,
                                  const SamplingParams& params, const GenerateOptions& options) const {
   validate(params);
-  AHA_CHECK(!prompts.empty(), "generate: no prompts");
+  AHA_CHECK(!prompts.empty() || options.lockstep, "generate: no prompts");
   AHA_CHECK(options.prompt_seeds.empty() || options.prompt_seeds.size() == prompts.size(),
             "generate: ", prompts.size(), " prompts but ", options.prompt_seeds.size(), " prompt seeds");
   AHA_CHECK(params.stop_strings.empty() || options.tokenizer, "stop strings need a tokenizer");
@@ -84,7 +91,20 @@ GenerateResult Sampler::generate(model::TransformerImpl& model,
     }
     result.prefill_tokens += static_cast<int64_t>(prompt.size());
   }
+  // Every call to the model below is announced to the lockstep group first (a rank without a call of its own
+  // makes idle ones at the end, as long as others still call).
+  const auto announce = [&](bool mine) { return options.lockstep ? options.lockstep(mine) : mine; };
+  const auto idle_while_others_work = [&] {
+    if (!options.lockstep) return;
+    while (options.lockstep(false))
+      idle_call(model, options.pad_id);
+  };
+  if (p == 0) {
+    idle_while_others_work();
+    return result;
+  }
   model::KvCache cache = model.make_cache(p, prompt_len + params.max_new_tokens);
+  announce(true);
   const auto prefill = model.decode(at::tensor(ids, at::kLong).view({p, prompt_len}),
                                     at::tensor(mask, at::kLong).view({p, prompt_len}), cache);
   // The G samples of a prompt share its cache rows and its last logits.
@@ -155,11 +175,13 @@ GenerateResult Sampler::generate(model::TransformerImpl& model,
         still.push_back(active[k]);
       active.swap(still);
     }
+    announce(true);
     const auto out = model.decode(at::tensor(next, at::kLong).view({-1, 1}), at::Tensor(), cache);
     result.decode_row_steps += static_cast<int64_t>(active.size());
     logits = out.logits.select(1, 0);
   }
   result.decode_seconds = seconds_since(t0);
+  idle_while_others_work();
   return result;
 }
 

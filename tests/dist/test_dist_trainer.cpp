@@ -246,6 +246,46 @@ TEST(DistTrainer, ShardedRunsEqualOneProcessAndResumeAtAnyWorldSize) {
   EXPECT_NE(wrong.out.find("was written with dist.shard=full"), std::string::npos) << wrong.out;
 }
 
+// Expert parallelism end to end (the tiny model's 8 routed experts split over 2 or 4 ranks), 5 steps with
+// dynamic sampling against one process: unsharded on 2 ranks (each its own half of the experts), full
+// sharding with 2-way expert parallelism on 4 ranks (2 replicas of each half), grads + checkpointing with
+// 4-way on 4; a full run stopped after 2 steps resumes with 4-way instead of 2-way expert parallelism, and an
+// unsharded one only with its own layout.
+TEST(DistTrainer, ExpertParallelRunsEqualOneProcessAndReshard) {
+  if (!backend_available("gloo")) GTEST_SKIP() << "built without the gloo headers (Debian libgloo-dev)";
+  const fs::path d = temp_dir("dist_expert_parallel");
+  const std::string cfg = write_config(d, "=", R"(, "dynamic_sampling": true, "max_resample_rounds": 2)");
+  auto launch = [&](int ranks, const std::string& args) {
+    const test::CliRun r =
+        test::run_cli("launch --nproc-per-node " + std::to_string(ranks) + " -- aha train " + args);
+    EXPECT_EQ(r.status, 0) << r.out;
+    return r;
+  };
+  const std::string five = "-c '" + cfg + "' --set train.steps=5 --set train.run_dir=";
+  const test::CliRun one = test::run_cli("train " + five + (d / "one").string());
+  ASSERT_EQ(one.status, 0) << one.out;
+  launch(2, five + (d / "ep2").string() + " --set dist.expert_parallel=2");
+  launch(4, five + (d / "ep2full4").string() + " --set dist.expert_parallel=2 --set dist.shard=full");
+  launch(
+      4,
+      five + (d / "ep4grads").string() +
+          " --set dist.expert_parallel=4 --set dist.shard=grads --set train.activation_checkpointing=true");
+  for (const char* run : {"ep2", "ep2full4", "ep4grads"})
+    expect_same_run(d / "one", d / run, 5, 1e-6);
+  const std::string two = "-c '" + cfg + "' --set train.steps=2 --set train.run_dir=";
+  launch(4, two + (d / "cut").string() + " --set dist.expert_parallel=2 --set dist.shard=full");
+  launch(4, "--resume " + (d / "cut").string() + " --set train.steps=5 --set dist.expert_parallel=4");
+  expect_same_run(d / "one", d / "cut", 5, 1e-6);
+  launch(2, two + (d / "plain").string() + " --set dist.expert_parallel=2");
+  const test::CliRun other =
+      test::run_cli("launch --nproc-per-node 4 -- aha train --resume " + (d / "plain").string() +
+                    " --set train.steps=5 --set dist.expert_parallel=4");
+  EXPECT_NE(other.status, 0);
+  EXPECT_NE(other.out.find("resumes only with the same layout"), std::string::npos) << other.out;
+  launch(2, "--resume " + (d / "plain").string() + " --set train.steps=5");
+  expect_same_run(d / "ep2", d / "plain", 5, 0.0);
+}
+
 // Starts `aha` with extra environment variables, its output into `log`.
 pid_t spawn_aha(const std::vector<std::string>& args,
                 const std::vector<std::pair<std::string, std::string>>& env, const std::string& log) {

@@ -7,6 +7,8 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -42,8 +44,19 @@ inline void on_ranks(int n, const std::function<void(const std::shared_ptr<dist:
     });
   for (auto& t : threads)
     t.join();
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
+  // Every rank's failure (the first one is often the cause, the others its echo in their collectives).
+  std::string all;
+  for (size_t r = 0; r < errors.size(); ++r) {
+    if (!errors[r]) continue;
+    try {
+      std::rethrow_exception(errors[r]);
+    } catch (const std::exception& e) {
+      all += "rank " + std::to_string(r) + ": " + e.what() + "\n";
+    } catch (...) {
+      all += "rank " + std::to_string(r) + ": unknown exception\n";
+    }
+  }
+  if (!all.empty()) throw std::runtime_error(all);
 }
 
 inline void on_two_ranks(const std::function<void(const std::shared_ptr<dist::World>&)>& body) {

@@ -12,6 +12,9 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include <memory>
+#include <vector>
+
 #include "aha/kernels/fp8.h"
 #include "aha/model/config.h"
 #include "aha/model/linear.h"
@@ -62,12 +65,23 @@ class RouterImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Router);
 
+class ExpertComm;  // expert_parallel.h
+
 class ExpertsImpl : public torch::nn::Module {
  public:
   ExpertsImpl(int64_t experts, int64_t hidden, int64_t intermediate);
   // x [N, D], routing of each token -> [N, D]; adds per-expert token counts into `load` [E] (int64) when
   // defined.
   at::Tensor forward(const at::Tensor& x, const Routing& routing, at::Tensor* load = nullptr);
+  // The local experts on `rows` [M, D] grouped by local expert (`counts` rows each) -> [M, D].
+  at::Tensor run_local(const at::Tensor& rows, const std::vector<int64_t>& counts);
+
+  // Expert parallelism (expert_parallel.h): keeps only this rank's block of the experts (rank r of N: experts
+  // [r E/N, (r+1) E/N)) and exchanges tokens with the other ranks through `comm` in forward(). A group of one
+  // changes nothing.
+  void set_expert_parallel(std::shared_ptr<ExpertComm> comm);
+  const std::shared_ptr<ExpertComm>& expert_comm() const { return comm_; }
+  int64_t num_experts() const { return experts_; }  // all of them, local or not
 
   // FP8 compute for forward() (and its backward); ue8m0: power-of-two scales.
   void set_fp8(bool on, bool ue8m0 = false) {
@@ -82,7 +96,7 @@ class ExpertsImpl : public torch::nn::Module {
   kernels::Fp8Tensor fp8_gate_up();
   kernels::Fp8Tensor fp8_down();
 
-  at::Tensor gate_up_proj;  // [E, 2 * Im, D]
+  at::Tensor gate_up_proj;  // [E, 2 * Im, D] (E / N of them under expert parallelism)
   at::Tensor down_proj;     // [E, D, Im]
 
  private:
@@ -91,6 +105,8 @@ class ExpertsImpl : public torch::nn::Module {
     int64_t version = -1;
   };
   kernels::Fp8Tensor cached_fp8(CachedFp8& cache, const at::Tensor& weight);
+  int64_t experts_;
+  std::shared_ptr<ExpertComm> comm_;
   bool fp8_ = false, ue8m0_ = false;
   CachedFp8 gate_up_q_, down_q_;
 };

@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "aha/dist/expert_comm.h"
 #include "aha/dist/sharding.h"
 #include "aha/model/transformer.h"
 
@@ -23,8 +24,9 @@ namespace aha::rl {
 struct ParallelLayout {
   std::shared_ptr<dist::World> world;
   int64_t expert_parallel = 1;
-  std::shared_ptr<dist::World> experts;   // this rank's expert-parallel group (null when N = 1)
-  std::shared_ptr<dist::World> replicas;  // the ranks holding this rank's experts (null when N = 1)
+  std::shared_ptr<dist::World> experts;             // this rank's expert-parallel group (null when N = 1)
+  std::shared_ptr<dist::World> replicas;            // the ranks holding this rank's experts (null when N = 1)
+  std::shared_ptr<dist::GroupExpertComm> exchange;  // the MoE layers' token exchange (null when N = 1)
 };
 
 // Splits `world` (collective). Errors name dist.expert_parallel and what it must divide.
@@ -33,6 +35,15 @@ ParallelLayout make_parallel_layout(std::shared_ptr<dist::World> world, int64_t 
 
 // Whether `name` is a routed-expert tensor (split over the expert-parallel group).
 bool is_routed_expert(const std::string& name);
+
+// Keeps this rank's block of every MoE layer's routed experts (the model holds all of them before) and routes
+// their tokens through layout.exchange. Nothing to do when N = 1.
+void split_experts(model::TransformerImpl& model, const ParallelLayout& layout);
+
+// The routed-expert tensors of `model` whole, gathered over the expert-parallel group (collective), on rank 0
+// of the world (others get an empty list).
+std::vector<std::pair<std::string, at::Tensor>> gather_experts(model::TransformerImpl& model,
+                                                               const ParallelLayout& layout);
 
 // The model's parameters as sharding units: the root (everything outside model.layers) and one unit per entry
 // of model.layers (MTP modules included), each parameter with its weight-decay class and its groups.

@@ -49,10 +49,16 @@ struct GenerateOptions {
   int64_t pad_id = 0;                          // filler of left padding (never attended to)
   // Called after each step for every token generated: (completion index, token id).
   std::function<void(int64_t, int64_t)> on_token;
+  // Ranks that must call the model the same number of times (expert parallelism: every forward exchanges
+  // tokens with the group). Called before each model call with whether this rank has one to make; returns
+  // whether any rank of the group has. A rank without prompts, or done before the others, makes one-token
+  // calls of its own until no rank has work left. Null: this rank alone decides.
+  std::function<bool(bool)> lockstep;
 };
 
 class Sampler {
  public:
+  // `prompts` may be empty only with options.lockstep (a rank whose share is empty still takes part).
   GenerateResult generate(model::TransformerImpl& model, const std::vector<std::vector<int64_t>>& prompts,
                           const SamplingParams& params, const GenerateOptions& options = {}) const;
 };
