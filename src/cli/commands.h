@@ -24,5 +24,6 @@ void add_generate_command(CLI::App& app);
 void add_score_command(CLI::App& app);   // score a JSONL file of completions with a config's rewards
 void add_train_commands(CLI::App& app);  // train, pretrain, eval
 void add_launch_command(CLI::App& app);  // start the local ranks of a data-parallel run
+void add_plan_command(CLI::App& app);    // bytes per rank of a sharded / expert-parallel run
 
 }  // namespace aha::cli

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   aha::cli::add_score_command(app);
   aha::cli::add_train_commands(app);
   aha::cli::add_launch_command(app);
+  aha::cli::add_plan_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

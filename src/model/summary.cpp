@@ -1,5 +1,7 @@
 #include "aha/model/summary.h"
 
+#include <algorithm>
+
 namespace aha::model {
 namespace {
 
@@ -32,23 +34,31 @@ ModelSummary summarize(const ModelConfig& c) {
   ModelSummary out;
   int64_t inactive = 0;
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    out.total_parameters += s.attention + s.norms;
+    int64_t layer = s.attention + s.norms;
     if (c.is_moe_layer(i)) {
       ++out.moe_layers;
-      out.total_parameters += s.router + c.n_routed_experts * s.expert + s.shared;
+      layer += s.router + c.n_routed_experts * s.expert + s.shared;
+      out.routed_expert_parameters += c.n_routed_experts * s.expert;
       inactive += (c.n_routed_experts - c.num_experts_per_tok) * s.expert;
     } else {
       ++out.dense_layers;
-      out.total_parameters += s.dense_mlp;
+      layer += s.dense_mlp;
     }
+    out.total_parameters += layer;
+    out.largest_layer_parameters = std::max(out.largest_layer_parameters, layer);
     if (i > 0) out.layer_map += ' ';
     out.layer_map += c.is_moe_layer(i) ? 'M' : 'D';
   }
-  out.total_parameters += v * d + d + (c.tie_word_embeddings ? 0 : v * d);
+  out.root_parameters = v * d + d + (c.tie_word_embeddings ? 0 : v * d);
+  out.total_parameters += out.root_parameters;
   out.active_parameters = out.total_parameters - inactive;
   // Each MTP module: its own embedding and head, two norms, eh_proj, a head norm, and one MoE decoder layer.
   const int64_t mtp_layer = s.attention + s.norms + s.router + c.n_routed_experts * s.expert + s.shared;
-  out.mtp_parameters = c.num_nextn_predict_layers * (2 * v * d + 3 * d + 2 * d * d + mtp_layer);
+  const int64_t mtp_module = 2 * v * d + 3 * d + 2 * d * d + mtp_layer;
+  out.mtp_parameters = c.num_nextn_predict_layers * mtp_module;
+  out.mtp_routed_expert_parameters = c.num_nextn_predict_layers * c.n_routed_experts * s.expert;
+  if (c.num_nextn_predict_layers > 0)
+    out.largest_layer_parameters = std::max(out.largest_layer_parameters, mtp_module);
   out.kv_cache_values_per_token = c.num_hidden_layers * c.kv_cache_values_per_token();
   return out;
 }

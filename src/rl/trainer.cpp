@@ -751,7 +751,8 @@ Json Trainer::State::step_once() {
       ++grad_syncs;
     }
     if (shard_mode == dist::ShardMode::optimizer) {
-      sharding->take_grads();  // this rank's slices of the summed gradients
+      sharding->take_grads();                                // this rank's slices of the summed gradients
+      if (iter == 0) grad_bytes = sharding->memory().grads;  // the peak: whole gradients and the slices
       policy.model->zero_grad();
     }
     if (world->size() > 1) iter_loss = world->all_reduce(std::vector<double>{iter_loss})[0];
@@ -773,7 +774,7 @@ Json Trainer::State::step_once() {
       finite = false;
       break;
     }
-    if (iter == 0)
+    if (iter == 0 && shard_mode != dist::ShardMode::optimizer)
       grad_bytes = sharded() ? sharding->memory().grads : dist::storage_bytes(grads_of(trainable));
     optim->step();
     if (sharded()) sharding->after_step();

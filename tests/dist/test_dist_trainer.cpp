@@ -180,6 +180,22 @@ void expect_same_run(const fs::path& a, const fs::path& b, int64_t steps, double
   }
 }
 
+// The last step's live bytes of run `run` (mem/params, mem/grads, mem/optimizer) against `aha plan` for its
+// layout: within 5%.
+void expect_plan_matches(const fs::path& run, const std::string& layout) {
+  const test::CliRun plan =
+      test::run_cli("plan --model " + (run / "checkpoints/step-5/model").string() + " " + layout + " --json");
+  ASSERT_EQ(plan.status, 0) << plan.out;
+  const Json p = Json::parse(plan.out).at("plan");
+  const Json m = metrics_of(run).back();
+  for (const auto& [metric, key] : {std::pair{"mem/params", "params"}, std::pair{"mem/grads", "grads"},
+                                    std::pair{"mem/optimizer", "optimizer"}}) {
+    const double want = p.at(key).get<double>();
+    EXPECT_NEAR(m.at(metric).get<double>(), want, 0.05 * want)
+        << metric << " of " << run << " (" << layout << ")";
+  }
+}
+
 // Sharded data parallelism end to end, 5 steps with dynamic sampling (uneven shares: some steps leave ranks
 // without rows, which then run empty micro-batches to keep the per-layer collectives in step): one process
 // against dist.shard=full on 2 and 4 ranks, grads with activation checkpointing on 4 and optimizer on 2;
@@ -221,6 +237,11 @@ TEST(DistTrainer, ShardedRunsEqualOneProcessAndResumeAtAnyWorldSize) {
     EXPECT_NEAR(last4.at(k).get<double>(), whole / 4, whole * 0.01) << k;
   }
   EXPECT_GT(last2.at("weight_sync_s").get<double>(), 0);
+  expect_plan_matches(d / "one", "");
+  expect_plan_matches(d / "full2", "--world-size 2 --shard full");
+  expect_plan_matches(d / "full4", "--world-size 4 --shard full");
+  expect_plan_matches(d / "grads4", "--world-size 4 --shard grads");
+  expect_plan_matches(d / "opt2", "--world-size 2 --shard optimizer");
 
   const std::string resume = "launch --nproc-per-node ";
   test::CliRun cut = test::run_cli(resume + "2 -- aha train -c '" + cfg +
@@ -272,6 +293,9 @@ TEST(DistTrainer, ExpertParallelRunsEqualOneProcessAndReshard) {
           " --set dist.expert_parallel=4 --set dist.shard=grads --set train.activation_checkpointing=true");
   for (const char* run : {"ep2", "ep2full4", "ep4grads"})
     expect_same_run(d / "one", d / run, 5, 1e-6);
+  expect_plan_matches(d / "ep2", "--world-size 2 --expert-parallel 2");
+  expect_plan_matches(d / "ep2full4", "--world-size 4 --expert-parallel 2 --shard full");
+  expect_plan_matches(d / "ep4grads", "--world-size 4 --expert-parallel 4 --shard grads");
   const std::string two = "-c '" + cfg + "' --set train.steps=2 --set train.run_dir=";
   launch(4, two + (d / "cut").string() + " --set dist.expert_parallel=2 --set dist.shard=full");
   launch(4, "--resume " + (d / "cut").string() + " --set train.steps=5 --set dist.expert_parallel=4");
