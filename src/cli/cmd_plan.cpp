@@ -70,9 +70,10 @@ void add_plan_command(CLI::App& app) {
       return;
     }
     const model::ModelSummary s = model::summarize(p.model);
-    std::printf("%s: %.2f B parameters (+ %.2f B MTP), %lld routed experts\n", config.c_str(),
-                s.total_parameters / 1e9, s.mtp_parameters / 1e9,
-                static_cast<long long>(p.model.n_routed_experts));
+    std::printf("%s: %.2f B parameters", config.c_str(), s.total_parameters / 1e9);
+    if (s.mtp_parameters > 0)
+      std::printf(" (+ %.2f B in MTP modules, held but not trained)", s.mtp_parameters / 1e9);
+    std::printf(", %lld routed experts\n", static_cast<long long>(p.model.n_routed_experts));
     std::printf("%lld rank(s), dist.shard %s, dist.expert_parallel %lld, model.precision %s%s\n",
                 static_cast<long long>(p.world_size), p.shard.c_str(),
                 static_cast<long long>(p.expert_parallel), p.precision.c_str(),

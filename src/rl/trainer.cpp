@@ -487,6 +487,7 @@ Json Trainer::State::step_once() {
   int64_t kept = 0;  // groups kept in the global batch (all ranks)
   std::vector<double> all_totals;
   weight_sync_seconds = 0;
+  if (layout.exchange) layout.exchange->reset_timing();
   gather_weights();
   for (int64_t round = 0;; ++round) {
     const int64_t want = round == 0 ? P : P - kept;
@@ -897,6 +898,11 @@ Json Trainer::State::step_once() {
       train_positions > 0 ? static_cast<double>(train_padding) / static_cast<double>(train_positions) : 0.0;
   m["step_s"] = seconds_since(t_step);
   if (frees_weights()) m["weight_sync_s"] = weight_sync_seconds;
+  if (layout.exchange) {
+    // This rank's time in the MoE layers' token all-to-alls (rollout and training, both directions).
+    m["expert_exchange_s"] = layout.exchange->seconds();
+    m["expert_exchanges"] = layout.exchange->exchanges();
+  }
   // This rank's live bytes of weights (module and fp32 masters), of gradients (before the optimizer step)
   // and of the optimizer's state: what dist.shard divides (aha plan predicts them).
   m["mem/params"] =
