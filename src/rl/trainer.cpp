@@ -680,6 +680,8 @@ Json Trainer::State::step_once() {
     weight_sync_seconds += seconds_since(t0);
   }
   for (int64_t iter = 0; iter < cfg.grpo.mu && global_loss_rows > 0; ++iter) {
+    // The root's weights after the previous pass's optimizer step (the layers refresh theirs as they gather).
+    if (iter > 0 && frees_weights()) sharding->gather_root();
     optim->zero_grad();
     double iter_loss = 0;
     for (size_t k = 0; k < micro_batches; ++k) {

@@ -197,13 +197,15 @@ void expect_plan_matches(const fs::path& run, const std::string& layout) {
 }
 
 // Sharded data parallelism end to end, 5 steps with dynamic sampling (uneven shares: some steps leave ranks
-// without rows, which then run empty micro-batches to keep the per-layer collectives in step): one process
+// without rows, which then run empty micro-batches to keep the per-layer collectives in step) and two policy
+// updates per batch (grpo.mu 2: the second pass gathers the weights the first one updated): one process
 // against dist.shard=full on 2 and 4 ranks, grads with activation checkpointing on 4 and optimizer on 2;
 // a full run stopped after 2 steps resumes bit for bit on 2 ranks, and resharded on 4.
 TEST(DistTrainer, ShardedRunsEqualOneProcessAndResumeAtAnyWorldSize) {
   if (!backend_available("gloo")) GTEST_SKIP() << "built without the gloo headers (Debian libgloo-dev)";
   const fs::path d = temp_dir("dist_sharded");
-  const std::string cfg = write_config(d, "=", R"(, "dynamic_sampling": true, "max_resample_rounds": 2)");
+  const std::string cfg =
+      write_config(d, "=", R"(, "dynamic_sampling": true, "max_resample_rounds": 2, "mu": 2)");
   const std::string five = "' --set train.steps=5 --set train.run_dir=";
   auto launch = [&](int ranks, const std::string& run, const std::string& extra) {
     const test::CliRun r =
@@ -268,14 +270,15 @@ TEST(DistTrainer, ShardedRunsEqualOneProcessAndResumeAtAnyWorldSize) {
 }
 
 // Expert parallelism end to end (the tiny model's 8 routed experts split over 2 or 4 ranks), 5 steps with
-// dynamic sampling against one process: unsharded on 2 ranks (each its own half of the experts), full
-// sharding with 2-way expert parallelism on 4 ranks (2 replicas of each half), grads + checkpointing with
-// 4-way on 4; a full run stopped after 2 steps resumes with 4-way instead of 2-way expert parallelism, and an
-// unsharded one only with its own layout.
+// dynamic sampling and grpo.mu 2 against one process: unsharded on 2 ranks (each its own half of the
+// experts), full sharding with 2-way expert parallelism on 4 ranks (2 replicas of each half), grads +
+// checkpointing with 4-way on 4; a full run stopped after 2 steps resumes with 4-way instead of 2-way expert
+// parallelism, and an unsharded one only with its own layout.
 TEST(DistTrainer, ExpertParallelRunsEqualOneProcessAndReshard) {
   if (!backend_available("gloo")) GTEST_SKIP() << "built without the gloo headers (Debian libgloo-dev)";
   const fs::path d = temp_dir("dist_expert_parallel");
-  const std::string cfg = write_config(d, "=", R"(, "dynamic_sampling": true, "max_resample_rounds": 2)");
+  const std::string cfg =
+      write_config(d, "=", R"(, "dynamic_sampling": true, "max_resample_rounds": 2, "mu": 2)");
   auto launch = [&](int ranks, const std::string& args) {
     const test::CliRun r =
         test::run_cli("launch --nproc-per-node " + std::to_string(ranks) + " -- aha train " + args);
