@@ -48,7 +48,7 @@ echo "== NCCL at world size 1: one GRPO step of a fresh tiny model through Proce
 rm -rf /tmp/aha-nccl-check; RANK=0 WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=29541 "$AHA_BUILD/aha" train --set model.path= --set model.device=cuda --set dist.backend=nccl --set dist.bucket_mb=1 --set train.steps=1 --set train.prompts_per_step=2 --set data.eval_size=4 --set log.level=info --set train.run_dir=/tmp/aha-nccl-check 2>&1 | grep -E "data parallel|finished|error"; [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
 # The gradient reducer's buckets through NCCL: grad_overlap 1 means every bucket started during the backward pass.
 grep -o '"grad_[a-z_]*":[^,}]*' /tmp/aha-nccl-check/metrics.jsonl || echo "no grad_overlap / grad_sync_s in the metrics"
-echo "== NCCL at world size 1, sharded: dist.shard full (all-gather / reduce-scatter per layer) with activation checkpointing and bf16 compute, 2 steps, then resumed for a third"
+echo "== NCCL at world size 1, sharded: dist.shard full (model built on the host, moved in slices; all-gather / reduce-scatter per layer) with activation checkpointing and bf16 compute, 2 steps, then resumed for a third"
 rm -rf /tmp/aha-nccl-full
 for steps in 2 3; do
   args=(-c configs/default.json --set model.path= --set model.device=cuda --set model.precision=bf16 --set dist.backend=nccl --set dist.shard=full --set train.activation_checkpointing=true --set grpo.dynamic_sampling=false --set train.eval_every=0 --set data.eval_size=8 --set train.prompts_per_step=4 --set train.run_dir=/tmp/aha-nccl-full)

@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 #include "aha/core/error.h"
@@ -293,7 +294,11 @@ Sharding::Sharding(std::shared_ptr<World> world, std::vector<ShardUnit> units, S
   m.world = std::move(world);
   m.opts = options;
   c10::NoGradGuard no_grad;
+  // Where the masters and the gathered weights live: options.device, else where the weights are now.
+  std::optional<at::Device> target = options.device;
   for (auto& unit : units) {
+    if (!target && !unit.params.empty()) target = unit.params[0].tensor.device();
+    const at::Device device = target.value_or(at::kCPU);
     UnitState u;
     u.unit = std::move(unit);
     for (size_t i = 0; i < u.unit.params.size(); ++i) {
@@ -332,25 +337,32 @@ Sharding::Sharding(std::shared_ptr<World> world, std::vector<ShardUnit> units, S
         const at::Tensor& p = u.unit.params[f.params[i]].tensor;
         full.narrow(0, f.offsets[i], p.numel()).copy_(p.reshape(-1));
       }
-      f.master = full.narrow(0, f.begin(), f.slice).clone();
+      f.master = full.narrow(0, f.begin(), f.slice).to(device).clone();
     }
-    // Mixed precision: the module computes in the compute dtype from here on (the masters hold the fp32
-    // values).
+    // The module's weights from here on: in the compute dtype (mixed precision: the masters hold the fp32
+    // values), on the masters' device. Full sharding frees them at once, so a model built on the host never
+    // has all its weights on the device.
     for (size_t i = 0; i < u.unit.params.size(); ++i) {
       ShardParam& p = u.unit.params[i];
-      if (p.keep_fp32 || p.tensor.scalar_type() == m.opts.compute_dtype) continue;
-      p.tensor.set_data(p.tensor.to(m.opts.compute_dtype));
+      const at::ScalarType dtype =
+          p.keep_fp32 || m.opts.mode == ShardMode::none ? p.tensor.scalar_type() : m.opts.compute_dtype;
+      if (p.tensor.scalar_type() == dtype && p.tensor.device() == device) continue;
+      const at::TensorOptions to = p.tensor.options().dtype(dtype).device(device);
+      if (m.frees()) {
+        p.tensor.set_data(at::empty(p.tensor.sizes(), to));
+        free_storage(p.tensor);
+      } else {
+        p.tensor.set_data(p.tensor.to(to));
+      }
       u.bytes[i] = static_cast<size_t>(p.tensor.numel()) * p.tensor.element_size();
     }
-
     if (u.unit.layer >= 0) {
       AHA_CHECK(m.unit_of_layer.count(u.unit.layer) == 0, "sharding: two units run as layer ", u.unit.layer);
       m.unit_of_layer[u.unit.layer] = m.units.size();
     }
     m.units.push_back(std::move(u));
+    m.release(m.units.back());
   }
-  for (UnitState& u : m.units)
-    m.release(u);
 }
 
 Sharding::~Sharding() = default;

@@ -76,7 +76,7 @@ at::ScalarType resolve_dtype(const std::string& precision) {
   AHA_FAIL("model.precision must be fp32, bf16 or fp8, got \"", precision, "\"");
 }
 
-Policy make_policy(const ModelSection& m, const DataSection& data) {
+Policy make_policy(const ModelSection& m, const DataSection& data, bool on_host) {
   Policy p;
   p.device = resolve_device(m.device);
   p.dtype = resolve_dtype(m.precision);
@@ -116,7 +116,7 @@ Policy make_policy(const ModelSection& m, const DataSection& data) {
     log::info("model.precision fp8: ", n, " linear layers and ", e,
               " routed-expert modules compute in FP8 (E4M3, 1x128 / 128x128 scales, ", m.fp8_scales, ")");
   }
-  p.model->to(p.device);
+  if (!on_host) p.model->to(p.device);
   return p;
 }
 

@@ -1131,16 +1131,25 @@ void Trainer::State::setup_parallel() {
   if (sharded() || checkpointing) {
     // Sharded: fp32 masters, the module's weights in the compute dtype (model.precision bf16: bf16).
     const at::ScalarType compute = sharded() ? policy.dtype : at::kFloat;
-    sharding = std::make_shared<dist::Sharding>(world, shard_units(*policy.model, layout),
-                                                dist::ShardingOptions{shard_mode, checkpointing, compute});
+    sharding = std::make_shared<dist::Sharding>(
+        world, shard_units(*policy.model, layout),
+        dist::ShardingOptions{shard_mode, checkpointing, compute, policy.device});
     policy.model->set_layer_runner(sharding);
   }
   // The frozen reference is sharded like the policy's weights when those are (it has no gradients or
   // moments).
   if (ref && frees_weights()) {
     ref_sharding = std::make_shared<dist::Sharding>(
-        world, shard_units(*ref, layout), dist::ShardingOptions{dist::ShardMode::full, false, policy.dtype});
+        world, shard_units(*ref, layout),
+        dist::ShardingOptions{dist::ShardMode::full, false, policy.dtype, policy.device});
     ref->set_layer_runner(ref_sharding);
+  }
+  // A model left on the host (full sharding on a GPU): its buffers follow the weights to the device.
+  for (model::TransformerImpl* m : {policy.model.get(), ref ? ref.get() : nullptr}) {
+    if (!m) continue;
+    c10::NoGradGuard no_grad;
+    for (auto& b : m->buffers())
+      if (b.device() != policy.device) b.set_data(b.to(policy.device));
   }
   if (sharded()) {
     optim = make_adamw(sharding->masters(true), sharding->masters(false), cfg.optim);
@@ -1234,7 +1243,10 @@ Trainer::Trainer(Config config, const reward::Registry& registry, TrainerOptions
     if (s.cfg.log.file) log::open_file((fs::path(s.run_dir) / "aha.log").string());
   }
   if (!checkpoint.empty()) ms.path = (fs::path(checkpoint) / "model").string();
-  s.policy = make_policy(ms, s.cfg.data);
+  // Fully sharded on a GPU: the model stays on the host until the sharding moves it over in slices (the
+  // device never holds it whole).
+  const bool on_host = s.cfg.dist.shard == "full" && !resolve_device(ms.device).is_cpu();
+  s.policy = make_policy(ms, s.cfg.data, on_host);
   s.pad_id = s.policy.tokenizer->special_tokens().pad.value_or(0);
   {
     // Every rank starts from rank 0's weights, whatever its own initialisation did.
@@ -1251,10 +1263,11 @@ Trainer::Trainer(Config config, const reward::Registry& registry, TrainerOptions
   if (s.cfg.grpo.beta > 0) {
     const fs::path saved_ref = checkpoint.empty() ? fs::path() : fs::path(checkpoint) / "ref";
     if (!saved_ref.empty() && fs::exists(saved_ref)) {
-      s.ref = model::load_pretrained(saved_ref.string(), {.dtype = at::kFloat, .device = s.policy.device});
+      s.ref = model::load_pretrained(saved_ref.string(),
+                                     {.dtype = at::kFloat, .device = on_host ? at::kCPU : s.policy.device});
     } else {
       s.ref = model::Transformer(s.policy.model->config());
-      s.ref->to(s.policy.device);
+      if (!on_host) s.ref->to(s.policy.device);
       copy_weights(*s.ref, *s.policy.model);
     }
     for (auto& p : s.ref->parameters())

@@ -29,10 +29,12 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -71,6 +73,9 @@ struct ShardingOptions {
   // The dtype the module's weights are gathered in and compute in (bf16: mixed precision); the masters, the
   // gradient reduction and the optimizer stay fp32. The module's weights are cast to it at construction.
   at::ScalarType compute_dtype = at::kFloat;
+  // Where the masters and the gathered weights live (a GPU); unset: where the module's weights are. With full
+  // sharding the module may be built on the host: each unit's weights go to the device only as slices.
+  std::optional<at::Device> device;
 };
 
 // Bytes of live tensors, each storage counted once.

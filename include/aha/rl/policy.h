@@ -37,8 +37,10 @@ struct Policy {
 model::ModelConfig architecture_preset(const std::string& name, const text::Tokenizer& tokenizer);
 std::vector<std::string> architecture_presets();
 
-// Builds (or loads) the policy described by `model` (+ `data`, for the task vocabulary).
-Policy make_policy(const ModelSection& model, const DataSection& data);
+// Builds (or loads) the policy described by `model` (+ `data`, for the task vocabulary). With `on_host` the
+// model stays on the CPU (policy.device still names where it will compute: full sharding moves it there in
+// slices, dist/sharding.h).
+Policy make_policy(const ModelSection& model, const DataSection& data, bool on_host = false);
 
 // Saves the model in HF format (fp32 master weights) and its tokenizer.json into `dir`.
 void save_policy(Policy& policy, const std::string& dir);
