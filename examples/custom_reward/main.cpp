@@ -4,6 +4,7 @@
 #include <aha/core/config.h>
 #include <aha/reward/reward.h>
 #include <aha/reward/reward_set.h>
+#include <aha/rl/run_options.h>
 
 #include <cstdio>
 #include <memory>
@@ -38,7 +39,7 @@ int main() {
         {"name": "format"}, {"name": "math_accuracy"}, {"name": "short_answer", "weight": 0.5,
          "params": {"limit": 12}}]}})",
                                                  "custom_reward");
-    const aha::reward::RewardSet rewards(config.reward, registry);
+    const aha::reward::RewardSet rewards(aha::rl::reward_set_options(config.reward), registry);
 
     const aha::Json truth = {{"answer", "42"}};
     std::vector<aha::reward::Sample> samples(2);

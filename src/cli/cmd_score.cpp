@@ -15,6 +15,7 @@
 #include "aha/core/error.h"
 #include "aha/io/jsonl.h"
 #include "aha/reward/reward_set.h"
+#include "aha/rl/run_options.h"
 #include "commands.h"
 
 namespace aha::cli {
@@ -137,7 +138,7 @@ void run(const ScoreArgs& a) {
   const RewardSection section = load_rewards(a.rewards, a.overrides);
   reward::Registry registry;
   reward::register_builtins(registry);
-  const reward::RewardSet rewards(section, registry);
+  const reward::RewardSet rewards(rl::reward_set_options(section), registry);
   const Input in = read_samples(a.input);
 
   const auto start = std::chrono::steady_clock::now();

@@ -91,7 +91,7 @@ std::string first_slurm_host(const std::string& nodelist) {
   return host;
 }
 
-WorldSpec resolve_world(const DistSection& dist, const Environment& env) {
+WorldSpec resolve_world(const RendezvousOptions& dist, const Environment& env) {
   WorldSpec w;
   w.backend = dist.backend;
   w.timeout_s = dist.timeout_s;

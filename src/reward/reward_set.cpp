@@ -9,22 +9,12 @@
 #include "aha/reward/plugin.h"
 
 namespace aha::reward {
-namespace {
-
-RewardSection section_of(const std::vector<RewardSpec>& specs) {
-  RewardSection s;
-  s.functions = specs;
-  return s;
-}
-
-}  // namespace
-
 RewardSet::RewardSet(const std::vector<RewardSpec>& specs, const Registry& registry)
-    : RewardSet(section_of(specs), registry) {}
+    : RewardSet(RewardSetOptions{specs, 0.0, 0}, registry) {}
 
-RewardSet::RewardSet(const RewardSection& section, const Registry& registry)
-    : fallback_score_(section.fallback_score), threads_(section.threads) {
-  const auto& specs = section.functions;
+RewardSet::RewardSet(const RewardSetOptions& options, const Registry& registry)
+    : fallback_score_(options.fallback_score), threads_(options.threads) {
+  const auto& specs = options.functions;
   AHA_CHECK(!specs.empty(), "reward.functions: at least one reward is needed");
   std::map<std::string, Registry> plugins;  // path -> what that plugin registers
   for (size_t i = 0; i < specs.size(); ++i) {

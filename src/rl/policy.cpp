@@ -120,6 +120,16 @@ Policy make_policy(const ModelSection& m, const DataSection& data, bool on_host)
   return p;
 }
 
+void copy_weights(torch::nn::Module& dst, torch::nn::Module& src) {
+  c10::NoGradGuard no_grad;
+  auto d = dst.named_parameters(true);
+  for (const auto& item : src.named_parameters(true))
+    d[item.key()].copy_(item.value());
+  auto db = dst.named_buffers(true);
+  for (const auto& item : src.named_buffers(true))
+    db[item.key()].copy_(item.value());
+}
+
 void save_policy(Policy& p, const std::string& dir) {
   model::save_pretrained(*p.model, dir, {.dtype = at::kFloat});
   io::write_file_atomic((fs::path(dir) / "tokenizer.json").string(), p.tokenizer_json);

@@ -11,7 +11,7 @@ namespace aha::dist {
 namespace {
 
 TEST(DistTopology, NoLauncherVariablesIsOneProcess) {
-  const WorldSpec w = resolve_world(DistSection{}, {{"HOME", "/root"}});
+  const WorldSpec w = resolve_world(RendezvousOptions{}, {{"HOME", "/root"}});
   EXPECT_EQ(w.source, "single");
   EXPECT_EQ(w.world_size, 1);
   EXPECT_EQ(w.rank, 0);
@@ -20,15 +20,15 @@ TEST(DistTopology, NoLauncherVariablesIsOneProcess) {
 }
 
 TEST(DistTopology, TorchrunVariables) {
-  const WorldSpec w = resolve_world(DistSection{}, {{"RANK", "5"},
-                                                    {"WORLD_SIZE", "8"},
-                                                    {"LOCAL_RANK", "1"},
-                                                    {"LOCAL_WORLD_SIZE", "4"},
-                                                    {"MASTER_ADDR", "node07"},
-                                                    {"MASTER_PORT", "29611"},
-                                                    {"TORCHELASTIC_USE_AGENT_STORE", "True"},
-                                                    {"SLURM_PROCID", "0"},
-                                                    {"SLURM_NTASKS", "2"}});
+  const WorldSpec w = resolve_world(RendezvousOptions{}, {{"RANK", "5"},
+                                                          {"WORLD_SIZE", "8"},
+                                                          {"LOCAL_RANK", "1"},
+                                                          {"LOCAL_WORLD_SIZE", "4"},
+                                                          {"MASTER_ADDR", "node07"},
+                                                          {"MASTER_PORT", "29611"},
+                                                          {"TORCHELASTIC_USE_AGENT_STORE", "True"},
+                                                          {"SLURM_PROCID", "0"},
+                                                          {"SLURM_NTASKS", "2"}});
   EXPECT_EQ(w.source,
             "RANK/WORLD_SIZE");  // torchrun's variables win over Slurm's (torchrun in an allocation)
   EXPECT_EQ(w.rank, 5);
@@ -38,17 +38,17 @@ TEST(DistTopology, TorchrunVariables) {
   EXPECT_EQ(w.master_addr, "node07");
   EXPECT_EQ(w.master_port, 29611);
   EXPECT_TRUE(w.agent_store);
-  EXPECT_FALSE(resolve_world(DistSection{},
+  EXPECT_FALSE(resolve_world(RendezvousOptions{},
                              {{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"TORCHELASTIC_USE_AGENT_STORE", "False"}})
                    .agent_store);
 }
 
 TEST(DistTopology, SlurmVariablesAndTheFirstHostOfTheJob) {
-  const WorldSpec w = resolve_world(DistSection{}, {{"SLURM_PROCID", "6"},
-                                                    {"SLURM_NTASKS", "8"},
-                                                    {"SLURM_LOCALID", "2"},
-                                                    {"SLURM_NTASKS_PER_NODE", "4(x2)"},
-                                                    {"SLURM_JOB_NODELIST", "gpu[012-013]"}});
+  const WorldSpec w = resolve_world(RendezvousOptions{}, {{"SLURM_PROCID", "6"},
+                                                          {"SLURM_NTASKS", "8"},
+                                                          {"SLURM_LOCALID", "2"},
+                                                          {"SLURM_NTASKS_PER_NODE", "4(x2)"},
+                                                          {"SLURM_JOB_NODELIST", "gpu[012-013]"}});
   EXPECT_EQ(w.source, "slurm");
   EXPECT_EQ(w.rank, 6);
   EXPECT_EQ(w.world_size, 8);
@@ -57,15 +57,15 @@ TEST(DistTopology, SlurmVariablesAndTheFirstHostOfTheJob) {
   EXPECT_EQ(w.master_addr, "gpu012");
   EXPECT_EQ(w.master_port, 29500);
   // SLURM_NODELIST when the job list is absent; MASTER_ADDR/MASTER_PORT win when the batch script sets them.
-  EXPECT_EQ(
-      resolve_world(DistSection{}, {{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_NODELIST", "a,b"}})
-          .master_addr,
-      "a");
-  const WorldSpec m = resolve_world(DistSection{}, {{"SLURM_PROCID", "0"},
-                                                    {"SLURM_NTASKS", "2"},
-                                                    {"SLURM_JOB_NODELIST", "gpu[1-2]"},
-                                                    {"MASTER_ADDR", "10.0.0.5"},
-                                                    {"MASTER_PORT", "12345"}});
+  EXPECT_EQ(resolve_world(RendezvousOptions{},
+                          {{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_NODELIST", "a,b"}})
+                .master_addr,
+            "a");
+  const WorldSpec m = resolve_world(RendezvousOptions{}, {{"SLURM_PROCID", "0"},
+                                                          {"SLURM_NTASKS", "2"},
+                                                          {"SLURM_JOB_NODELIST", "gpu[1-2]"},
+                                                          {"MASTER_ADDR", "10.0.0.5"},
+                                                          {"MASTER_PORT", "12345"}});
   EXPECT_EQ(m.master_addr, "10.0.0.5");
   EXPECT_EQ(m.master_port, 12345);
 }
@@ -82,7 +82,7 @@ TEST(DistTopology, FirstHostOfSlurmNodeLists) {
 }
 
 TEST(DistTopology, TheConfigOverridesTheRendezvousAddress) {
-  DistSection d;
+  RendezvousOptions d;
   d.master_addr = "head";
   d.master_port = 40000;
   d.backend = "gloo";
@@ -96,7 +96,7 @@ TEST(DistTopology, TheConfigOverridesTheRendezvousAddress) {
 }
 
 TEST(DistTopology, ErrorsNameTheVariableAndItsValue) {
-  auto err = [](Environment env) { return test::error_of([&] { resolve_world(DistSection{}, env); }); };
+  auto err = [](Environment env) { return test::error_of([&] { resolve_world(RendezvousOptions{}, env); }); };
   EXPECT_NE(err({{"RANK", "one"}, {"WORLD_SIZE", "2"}}).find("RANK=\"one\""), std::string::npos);
   EXPECT_NE(err({{"RANK", "0"}, {"WORLD_SIZE", "-2"}}).find("WORLD_SIZE=\"-2\""), std::string::npos);
   EXPECT_NE(err({{"RANK", "2"}, {"WORLD_SIZE", "2"}}).find("rank 2 (RANK) is outside a world of 2"),

@@ -107,7 +107,7 @@ TEST(LengthPenaltyReward, RewardSetGivesItTheWholeBatch) {
   const aha::Config config = aha::parse_config(
       R"({"reward": {"functions": [{"name": "format"}, {"name": "length_penalty", "weight": 0.5}]}})",
       "test");
-  const aha::reward::RewardSet set(config.reward, r);
+  const aha::reward::RewardSet set(config.reward.functions, r);
   std::vector<std::string> prompts(40);
   std::vector<Sample> samples(40);
   for (size_t i = 0; i < samples.size(); ++i) {

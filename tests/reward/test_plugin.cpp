@@ -48,7 +48,7 @@ TEST(RewardPlugin, FromTheConfigNextToBuiltins) {
       {"name": "reasoning_steps", "plugin": ")" + std::string(AHA_TEST_PLUGIN) +
                                                    R"(", "params": {"target": 1}, "weight": 2}]}})",
                                                "run.json");
-  const aha::reward::RewardSet set(config.reward, builtins());
+  const aha::reward::RewardSet set(config.reward.functions, builtins());
   std::vector<aha::reward::Sample> samples(2);
   samples[0].completion = "<think>\n1 + 1 = 2\n</think><answer>2</answer>";
   samples[1].completion = "2";
@@ -58,9 +58,8 @@ TEST(RewardPlugin, FromTheConfigNextToBuiltins) {
 }
 
 aha::reward::RewardSet from_plugin(const std::string& name, const std::string& path) {
-  aha::RewardSection section;
-  section.functions = {{name, 1.0, aha::Json::object(), path}};
-  return aha::reward::RewardSet(section, builtins());
+  return aha::reward::RewardSet(std::vector<aha::RewardSpec>{{name, 1.0, aha::Json::object(), path}},
+                                builtins());
 }
 
 TEST(RewardPlugin, EachFailureHasItsOwnError) {

@@ -169,7 +169,7 @@ TEST(ProcessReward, SurvivesAWorkerThatCrashesHangsAndPrintsGarbage) {
 TEST(ProcessReward, FallbackFromTheRewardOrTheSection) {
   aha::reward::Registry r;
   aha::reward::register_builtins(r);
-  aha::RewardSection section;
+  aha::reward::RewardSetOptions section;
   section.fallback_score = -1;
   section.functions = {{"process", 1.0, {{"argv", {"python3", kWorker}}}, ""},
                        {"process", 2.0, {{"argv", {"python3", kWorker}}, {"fallback_score", 0.25}}, ""},

@@ -5,6 +5,7 @@
 
 #include "aha/core/config.h"
 #include "aha/reward/reward_set.h"
+#include "aha/rl/run_options.h"
 #include "aha/text/template.h"
 
 namespace aha {
@@ -18,7 +19,7 @@ TEST(ShippedConfigs, LoadAndBuildTheirRewards) {
     if (e.path().extension() != ".json") continue;
     SCOPED_TRACE(e.path().string());
     const Config c = load_config(e.path().string());
-    EXPECT_NO_THROW(reward::RewardSet(c.reward, registry));
+    EXPECT_NO_THROW(reward::RewardSet(rl::reward_set_options(c.reward), registry));
     EXPECT_NO_THROW(text::resolve_template(c.data.template_name));
     ++count;
   }

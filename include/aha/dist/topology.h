@@ -6,15 +6,13 @@
 //   Slurm (srun): SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, SLURM_NTASKS_PER_NODE, and the first host of
 //     SLURM_JOB_NODELIST (or SLURM_NODELIST) as the rendezvous host;
 //   none of them: one process, which needs no store and no process group at all.
-// The `dist` config section (dist.master_addr, dist.master_port) overrides the rendezvous address of every
+// RendezvousOptions (the run's dist.master_addr, dist.master_port) override the rendezvous address of every
 // source. Nothing here connects to anything: process_group.h does that.
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <string>
-
-#include "aha/core/config.h"
 
 namespace aha::dist {
 
@@ -37,9 +35,17 @@ using Environment = std::map<std::string, std::string>;
 // The variables of this process that resolve_world reads.
 Environment process_environment();
 
-// The world of this process from `env` and the dist section. Errors name the variable and its value (a
+// What the run's settings (not the launcher) say about the rendezvous.
+struct RendezvousOptions {
+  std::string backend = "auto";  // auto (nccl on CUDA, gloo on CPU), nccl or gloo
+  double timeout_s = 600;        // rendezvous and collective timeout
+  std::string master_addr;       // empty: the launcher's (MASTER_ADDR, the first Slurm host) or 127.0.0.1
+  int64_t master_port = 0;       // 0: the launcher's (MASTER_PORT) or 29500
+};
+
+// The world of this process from `env` and the options. Errors name the variable and its value (a
 // non-number, a rank outside the world, RANK without WORLD_SIZE, ...).
-WorldSpec resolve_world(const DistSection& dist, const Environment& env);
+WorldSpec resolve_world(const RendezvousOptions& options, const Environment& env);
 
 // The first host of a Slurm node list: "node[01-04,07],gpu5" -> "node01", "rack[1-2]-n[3-4]" -> "rack1-n3".
 std::string first_slurm_host(const std::string& nodelist);

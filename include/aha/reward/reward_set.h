@@ -23,12 +23,18 @@ struct BatchScores {
   std::vector<int64_t> failed;  // [R] samples the reward failed on (scored with the fallback)
 };
 
+struct RewardSetOptions {
+  std::vector<RewardSpec> functions;  // name, weight, params, plugin path of each reward
+  double fallback_score = 0.0;  // score of a sample a reward failed on (an external worker crashed, ...)
+  int64_t threads = 0;          // scoring threads; 0: one per hardware thread
+};
+
 class RewardSet {
  public:
   // Creates every reward (loading plugins); an unknown name, a bad parameter or a plugin that cannot be
-  // loaded is an error naming reward.functions[i]. Failed scores get `section.fallback_score`.
-  RewardSet(const RewardSection& section, const Registry& registry);
-  // The same with the section's other fields at their defaults.
+  // loaded is an error naming reward.functions[i]. Failed scores get `options.fallback_score`.
+  RewardSet(const RewardSetOptions& options, const Registry& registry);
+  // The same with the other options at their defaults.
   RewardSet(const std::vector<RewardSpec>& specs, const Registry& registry);
 
   // threads <= 0: reward.threads, or when that is 0 too, one per hardware thread (at most the batch size).

@@ -42,6 +42,9 @@ std::vector<std::string> architecture_presets();
 // slices, dist/sharding.h).
 Policy make_policy(const ModelSection& model, const DataSection& data, bool on_host = false);
 
+// Copies every parameter and buffer of `src` into `dst` (same architecture).
+void copy_weights(torch::nn::Module& dst, torch::nn::Module& src);
+
 // Saves the model in HF format (fp32 master weights) and its tokenizer.json into `dir`.
 void save_policy(Policy& policy, const std::string& dir);
 

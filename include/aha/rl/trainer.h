@@ -1,6 +1,12 @@
 // The GRPO trainer: prompts in, G completions each, rule-based rewards, group-relative advantages, a clipped
 // policy update, repeat (R1-Zero's recipe, ../shared/spec/grpo.md).
 //
+// A step runs typed stages (rollouts.h, policy_update.h): generate_and_score -> Rollouts, filter_groups (the
+// dynamic-sampling rounds), compute_advantages -> Advantages, policy_update -> UpdateStats; the policy's
+// layout over the ranks (replicas, shards, experts split) is ParallelPolicy's (parallel_policy.h), the
+// completions come from a RolloutEngine (rollout_engine.h), and the step's figures are reduced over the ranks
+// once (step_metrics.h). The config is parsed into typed options once, at construction.
+//
 // One step:
 //   1. draw `train.prompts_per_step` prompts; sample `rollout.num_generations` completions of each with the
 //      policy (rollout/sampler.h), recording the sampling-time log-probabilities (pi_old);
@@ -53,6 +59,7 @@
 
 #include "aha/core/config.h"
 #include "aha/reward/reward.h"
+#include "aha/rl/evaluation.h"
 #include "aha/rl/prompts.h"
 
 namespace aha::dist {
@@ -60,16 +67,6 @@ class World;
 }
 
 namespace aha::rl {
-
-struct EvalResult {
-  int64_t prompts = 0;
-  double accuracy = 0;     // greedy: share of prompts answered correctly
-  double format = 0;       // greedy: share whose every reward scored > 0 except accuracy (informational)
-  double mean_at_k = 0;    // sampled (train.eval_k > 0): mean correctness over k samples per prompt
-  double pass_at_k = 0;    // sampled: share of prompts with at least one correct sample
-  double mean_length = 0;  // greedy completion length in tokens
-  std::vector<std::pair<std::string, std::string>> examples;  // (prompt, greedy completion), a few
-};
 
 struct RunSummary {
   int64_t steps = 0;                 // optimizer steps taken in total

@@ -1,0 +1,220 @@
+#include "aha/rl/policy_update.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "aha/dist/process_group.h"
+
+namespace aha::rl {
+
+namespace {
+
+// A teacher-forced forward of `m` over rows `rows` of the batch: log-probabilities [B, T] of their completion
+// tokens (T the longest completion), the mask, the logits at the completion positions when asked, the routed
+// load and the balance loss.
+struct Forward {
+  at::Tensor logp, logits, mask, expert_load, balance_loss;
+  int64_t positions = 0, padding = 0;  // [B, L] positions run through the model, and how many are padding
+};
+
+Forward forward(model::TransformerImpl& m, const Rollouts& b, const std::vector<size_t>& rows,
+                bool with_logits, double balance_alpha, int64_t pad_id, double temperature,
+                const at::Device& dev) {
+  const auto B = static_cast<int64_t>(rows.size());
+  int64_t L = 0, T = 0;
+  for (size_t r : rows) {
+    const auto& c = b.completions[r];
+    const auto P = static_cast<int64_t>(b.prompt_ids[static_cast<size_t>(c.prompt)].size());
+    L = std::max<int64_t>(L, P + static_cast<int64_t>(c.tokens.size()));
+    T = std::max<int64_t>(T, static_cast<int64_t>(c.tokens.size()));
+  }
+  T = std::max<int64_t>(T, 1);
+  Forward f;
+  f.positions = B * L;
+  f.padding = B * L;
+  for (size_t r : rows)
+    f.padding -= static_cast<int64_t>(b.prompt_ids[static_cast<size_t>(b.completions[r].prompt)].size() +
+                                      b.completions[r].tokens.size());
+  std::vector<int64_t> ids(static_cast<size_t>(B * L), pad_id), attn(static_cast<size_t>(B * L), 0);
+  std::vector<int64_t> pos(static_cast<size_t>(B * T), 0), tgt(static_cast<size_t>(B * T), 0);
+  std::vector<float> mask(static_cast<size_t>(B * T), 0.0f);
+  for (int64_t i = 0; i < B; ++i) {
+    const auto& c = b.completions[rows[static_cast<size_t>(i)]];
+    const auto& p = b.prompt_ids[static_cast<size_t>(c.prompt)];
+    const auto P = static_cast<int64_t>(p.size());
+    for (int64_t t = 0; t < P; ++t)
+      ids[static_cast<size_t>(i * L + t)] = p[static_cast<size_t>(t)];
+    for (size_t t = 0; t < c.tokens.size(); ++t)
+      ids[static_cast<size_t>(i * L + P) + t] = c.tokens[t];
+    for (int64_t t = 0; t < P + static_cast<int64_t>(c.tokens.size()); ++t)
+      attn[static_cast<size_t>(i * L + t)] = 1;
+    for (int64_t t = 0; t < T; ++t) {
+      const bool in = t < static_cast<int64_t>(c.tokens.size());
+      pos[static_cast<size_t>(i * T + t)] = std::min(L - 1, P - 1 + t);
+      tgt[static_cast<size_t>(i * T + t)] = in ? c.tokens[static_cast<size_t>(t)] : 0;
+      mask[static_cast<size_t>(i * T + t)] = in ? 1.0f : 0.0f;
+    }
+  }
+  auto long_opts = at::TensorOptions().dtype(at::kLong);
+  at::Tensor input = at::from_blob(ids.data(), {B, L}, long_opts).to(dev, false, true);
+  at::Tensor am = at::from_blob(attn.data(), {B, L}, long_opts).to(dev, false, true);
+  at::Tensor gather = at::from_blob(pos.data(), {B, T}, long_opts).to(dev, false, true);
+  at::Tensor target = at::from_blob(tgt.data(), {B, T}, long_opts).to(dev, false, true);
+  f.mask = at::from_blob(mask.data(), {B, T}, at::TensorOptions().dtype(at::kFloat)).to(dev, false, true);
+  model::ForwardInput in;
+  in.input_ids = input;
+  in.attention_mask = am;
+  in.compute_logits = false;
+  in.balance_alpha = balance_alpha;
+  model::ForwardOutput out = m.forward(in);
+  at::Tensor h = out.hidden.gather(1, gather.unsqueeze(-1).expand({B, T, out.hidden.size(2)}));
+  at::Tensor logits = m.logits(h);
+  f.logp = token_logprobs(logits, target, temperature);
+  if (with_logits) f.logits = logits;
+  f.expert_load = out.expert_load;
+  f.balance_loss = out.balance_loss;
+  return f;
+}
+
+// The micro-batch of a rank out of rows while others still have some (lockstep): one padding token whose loss
+// is multiplied by 0, so it runs the same collectives as a real one and adds nothing.
+Rollouts padding_batch(int64_t pad_id) {
+  Rollouts d;
+  d.prompts.resize(1);
+  d.prompt_ids = {{pad_id}};
+  rollout::Completion c;
+  c.tokens = {pad_id};
+  c.logprobs = {0.0f};
+  d.completions = {c};
+  return d;
+}
+
+}  // namespace
+
+UpdateStats policy_update(ParallelPolicy& pp, const Rollouts& batch, const Advantages& adv,
+                          const UpdateOptions& o, double lr) {
+  const auto t0 = std::chrono::steady_clock::now();
+  UpdateStats s;
+  Policy& policy = pp.policy();
+  model::Transformer& ref = pp.reference();
+  dist::World& world = pp.world();
+  const int64_t pad_id = policy.tokenizer->special_tokens().pad.value_or(0);
+  const bool with_ref = o.loss.beta > 0;
+  pp.set_lr(lr);
+  const auto& rows_in_loss = adv.loss_rows;
+  const auto mb = static_cast<size_t>(o.micro_batch);
+  // Micro-batches per pass: every rank runs as many as the rank with the most rows when collectives run
+  // inside the passes (the others pad with empty ones).
+  const size_t micro_batches = pp.micro_batches((rows_in_loss.size() + mb - 1) / mb);
+  const auto run = [&](model::TransformerImpl& m, const Rollouts& b, const std::vector<size_t>& rows,
+                       bool with_logits, double alpha) {
+    return forward(m, b, rows, with_logits, alpha, pad_id, o.temperature, policy.device);
+  };
+  const Rollouts padding = padding_batch(pad_id);
+  if (adv.global_loss_rows > 0) pp.begin_update();
+  for (int64_t pass = 0; pass < o.mu && adv.global_loss_rows > 0; ++pass) {
+    pp.begin_pass(pass);
+    double pass_loss = 0;
+    for (size_t k = 0; k < micro_batches; ++k) {
+      const size_t start = k * mb;
+      const bool last = k + 1 == micro_batches;
+      if (start >= rows_in_loss.size()) {
+        Forward f = run(*policy.model, padding, {0}, false, o.balance_alpha);
+        at::Tensor loss = f.logp.sum() * 0.0;
+        if (f.balance_loss.defined()) loss = loss + f.balance_loss * 0.0;
+        if (with_ref) {
+          c10::NoGradGuard no_grad;
+          run(*ref, padding, {0}, false, 0);
+        }
+        if (last) pp.arm(loss);
+        loss.backward();
+        pp.after_backward();
+        continue;
+      }
+      std::vector<size_t> rows(
+          rows_in_loss.begin() + static_cast<std::ptrdiff_t>(start),
+          rows_in_loss.begin() + static_cast<std::ptrdiff_t>(std::min(rows_in_loss.size(), start + mb)));
+      Forward f = run(*policy.model, batch, rows, pass == 0 || o.loss.entropy_coef > 0, o.balance_alpha);
+      LossInput li;
+      li.logp = f.logp;
+      li.mask = f.mask;
+      if (o.loss.entropy_coef > 0) li.entropy = token_entropy(f.logits, o.temperature, true);
+      {
+        const auto B = static_cast<int64_t>(rows.size());
+        const int64_t T = f.logp.size(1);
+        std::vector<float> old(static_cast<size_t>(B * T), 0.0f), a(static_cast<size_t>(B));
+        for (int64_t r = 0; r < B; ++r) {
+          const auto& c = batch.completions[rows[static_cast<size_t>(r)]];
+          for (size_t t = 0; t < c.logprobs.size(); ++t)
+            old[static_cast<size_t>(r * T) + t] = c.logprobs[t];
+          a[static_cast<size_t>(r)] =
+              adv.values[static_cast<int64_t>(rows[static_cast<size_t>(r)])].item<float>();
+        }
+        li.old_logp = at::from_blob(old.data(), {B, T}, at::TensorOptions().dtype(at::kFloat))
+                          .to(policy.device, false, true);
+        li.advantages = at::from_blob(a.data(), {B}, at::TensorOptions().dtype(at::kFloat))
+                            .to(policy.device, false, true);
+      }
+      if (with_ref) {
+        c10::NoGradGuard no_grad;
+        li.ref_logp = run(*ref, batch, rows, false, 0).logp;
+      }
+      LossOutput lout = policy_loss(li, o.loss, adv.denominators);
+      at::Tensor loss = lout.loss;
+      if (f.balance_loss.defined())
+        loss = loss + f.balance_loss * (static_cast<double>(rows.size()) / adv.global_loss_rows);
+      // The last micro-batch's backward pass completes the gradients: reduce buckets as they fill.
+      if (last) pp.arm(loss);
+      loss.backward();
+      pp.after_backward();
+      pass_loss += loss.item<double>();
+      if (pass == 0) {
+        s.first_pass.clipped_low += lout.stats.clipped_low;
+        s.first_pass.clipped_high += lout.stats.clipped_high;
+        s.first_pass.dual_clipped += lout.stats.dual_clipped;
+        s.first_pass.kl += lout.stats.kl;
+        s.first_pass.ratio += lout.stats.ratio;
+        s.first_pass.tokens += lout.stats.tokens;
+        at::Tensor ent = li.entropy.defined() ? li.entropy.detach() : token_entropy(f.logits, o.temperature);
+        s.entropy_sum += (ent * f.mask).sum().item<double>();
+        at::Tensor load = f.expert_load.defined() ? f.expert_load.cpu() : at::Tensor();
+        if (load.defined()) s.expert_load = s.expert_load.defined() ? s.expert_load + load : load;
+        s.positions += f.positions;
+        s.padding += f.padding;
+      }
+      s.tokens += f.mask.sum().item<int64_t>();
+    }
+    pp.end_pass(pass);
+    s.loss = world.all_reduce(std::vector<double>{pass_loss})[0];
+    if (!std::isfinite(s.loss)) {
+      s.finite = false;
+      break;
+    }
+    s.grad_norm = pp.clip(o.grad_clip);
+    if (!std::isfinite(s.grad_norm)) {
+      s.finite = false;
+      break;
+    }
+    pp.step(pass);
+  }
+  pp.end_update();
+  // Expert loads of the whole batch (a rank without rows has none: zeros of the others' shape).
+  std::vector<double> shape = {0, 0};
+  if (s.expert_load.defined() && s.expert_load.dim() == 2)
+    shape = {static_cast<double>(s.expert_load.size(0)), static_cast<double>(s.expert_load.size(1))};
+  shape = world.all_reduce(shape, dist::ReduceOp::max);
+  if (shape[0] > 0) {
+    if (!s.expert_load.defined())
+      s.expert_load = at::zeros({static_cast<int64_t>(shape[0]), static_cast<int64_t>(shape[1])}, at::kLong);
+    world.all_reduce(s.expert_load);
+  }
+  if (s.finite && o.bias_update_speed > 0 && s.expert_load.defined() && s.expert_load.numel() > 0)
+    pp.update_routing_bias(s.expert_load, o.bias_update_speed);
+  s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return s;
+}
+
+}  // namespace aha::rl
