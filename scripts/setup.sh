@@ -11,7 +11,7 @@ AHA_VENV=${AHA_VENV:-$HOME/.cache/aha/venv}
 
 DEB_PACKAGES=(cmake ninja-build ccache g++ clang-format pkg-config binutils
   libfmt-dev libspdlog-dev libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev
-  libpcre2-dev libbenchmark-dev libgloo-dev)
+  libpcre2-dev libbenchmark-dev libgloo-dev libpng-dev zlib1g-dev)
 
 say() { printf '[setup] %s\n' "$*" >&2; }
 

@@ -312,7 +312,8 @@ void ParallelPolicy::save(const std::string& staging, const std::string& exporte
 void ParallelPolicy::commit(const std::string& tmp, const std::string& staging, const std::string& exported) {
   if (per_rank_state()) {
     fs::rename(fs::path(exported) / "model", fs::path(tmp) / "model");
-    io::write_file_atomic((fs::path(tmp) / "model" / "tokenizer.json").string(), policy_.tokenizer_json);
+    if (!policy_.tokenizer_json.empty())
+      io::write_file_atomic((fs::path(tmp) / "model" / "tokenizer.json").string(), policy_.tokenizer_json);
     if (ref_) fs::rename(fs::path(exported) / "ref", fs::path(tmp) / "ref");
     fs::remove_all(exported);
     fs::rename(staging, fs::path(tmp) / "shards");

@@ -132,7 +132,8 @@ void copy_weights(torch::nn::Module& dst, torch::nn::Module& src) {
 
 void save_policy(Policy& p, const std::string& dir) {
   model::save_pretrained(*p.model, dir, {.dtype = at::kFloat});
-  io::write_file_atomic((fs::path(dir) / "tokenizer.json").string(), p.tokenizer_json);
+  if (!p.tokenizer_json.empty())
+    io::write_file_atomic((fs::path(dir) / "tokenizer.json").string(), p.tokenizer_json);
 }
 
 }  // namespace aha::rl

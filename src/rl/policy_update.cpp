@@ -184,6 +184,11 @@ UpdateStats policy_update(ParallelPolicy& pp, const Rollouts& batch, const Advan
         if (load.defined()) s.expert_load = s.expert_load.defined() ? s.expert_load + load : load;
         s.positions += f.positions;
         s.padding += f.padding;
+        // Before any step of this batch the policy is the sampler's: any difference is numerics.
+        const at::Tensor d = (f.logp.detach().to(at::kDouble) - li.old_logp.to(at::kDouble)) * f.mask;
+        s.logprob_max_abs = std::max(s.logprob_max_abs, d.abs().max().item<double>());
+        s.logprob_abs_sum += d.abs().sum().item<double>();
+        s.logprob_kl_sum += ((at::exp(d) - 1 - d) * f.mask).sum().item<double>();
       }
       s.tokens += f.mask.sum().item<int64_t>();
     }

@@ -57,6 +57,26 @@ std::vector<std::string> held_out_questions(const DataSection& data) {
   return out;
 }
 
+VectorPrompts::VectorPrompts(std::vector<Prompt> train, std::vector<Prompt> eval)
+    : train_(std::move(train)), eval_(std::move(eval)) {
+  AHA_CHECK(!train_.empty(), "VectorPrompts: no training prompts");
+}
+
+std::vector<Prompt> VectorPrompts::next(int64_t n) {
+  std::vector<Prompt> out;
+  for (int64_t i = 0; i < n; ++i)
+    out.push_back(train_[drawn_++ % train_.size()]);
+  return out;
+}
+
+Json VectorPrompts::state() const {
+  return {{"drawn", drawn_}};
+}
+
+void VectorPrompts::restore(const Json& state) {
+  drawn_ = state.at("drawn").get<uint64_t>();
+}
+
 PromptSource::PromptSource(const DataSection& data)
     : data_(data), template_(text::resolve_template(data.template_name)) {
   if (data.source == "task") {

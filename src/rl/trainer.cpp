@@ -37,6 +37,19 @@ namespace {
 
 std::atomic<int> g_stop{0};
 
+// A reward callable of TrainerParts as a reward of the set.
+class FunctionReward : public reward::Reward {
+ public:
+  explicit FunctionReward(std::function<std::optional<double>(const reward::Sample&)> f) : f_(std::move(f)) {}
+  reward::Score score(const reward::Sample& sample) const override {
+    const std::optional<double> v = f_(sample);
+    return v ? reward::Score::of(*v) : reward::Score::skip();
+  }
+
+ private:
+  std::function<std::optional<double>(const reward::Sample&)> f_;
+};
+
 extern "C" void aha_on_stop_signal(int) {
   if (g_stop.fetch_add(1) >= 1) std::_Exit(130);
 }
@@ -84,6 +97,7 @@ void Trainer::State::save_checkpoint() {
       },
       std::move(st), cfg.train.keep_checkpoints);
   log::info("checkpoint: ", dir);
+  if (opts.on_checkpoint) opts.on_checkpoint(dir);
 }
 
 void Trainer::State::load_checkpoint(const std::string& dir) {
@@ -101,25 +115,66 @@ void Trainer::State::load_checkpoint(const std::string& dir) {
 // ------------------------------------------------------------------------------------------------------
 
 Trainer::Trainer(Config config, const reward::Registry& registry, TrainerOptions options)
+    : Trainer(std::move(config), registry, std::move(options), TrainerParts{}) {}
+
+Trainer::Trainer(Config config, const reward::Registry& base_registry, TrainerOptions options,
+                 TrainerParts parts)
     : s_(std::make_unique<State>()) {
   State& s = *s_;
   s.cfg = std::move(config);
   s.opts = std::move(options);
-  s.o = step_options(s.cfg);
   s.run_dir = s.cfg.train.run_dir;
   AHA_CHECK(!s.run_dir.empty(), "train.run_dir is empty");
+  AHA_CHECK(!parts.model == !parts.tokenizer,
+            "TrainerParts: a model needs its tokenizer, and a tokenizer its model");
+  // Reward callables join the registry under their names and the reward section with their weights.
+  reward::Registry registry = base_registry;
+  for (auto& f : parts.rewards) {
+    AHA_CHECK(!f.name.empty() && f.score, "TrainerParts: every reward function needs a name and a callable");
+    AHA_CHECK(!registry.contains(f.name), "TrainerParts: reward function \"", f.name,
+              "\" has the name of a registered reward; choose another");
+    registry.add(
+        f.name, [fn = f.score](const Json&) { return std::make_unique<FunctionReward>(fn); },
+        "a C++ callable handed to the trainer");
+    const bool listed = std::any_of(s.cfg.reward.functions.begin(), s.cfg.reward.functions.end(),
+                                    [&](const RewardSpec& r) { return r.name == f.name; });
+    if (!listed) s.cfg.reward.functions.push_back({f.name, f.weight, Json::object(), ""});
+  }
+  s.o = step_options(s.cfg);
   const auto prompts_and_rewards = [&] {
-    s.prompts = std::make_unique<PromptSource>(s.cfg.data);
+    if (parts.prompts) {
+      s.prompts = std::move(parts.prompts);
+    } else {
+      s.prompts = std::make_unique<PromptSource>(s.cfg.data);
+    }
     s.rewards = std::make_unique<reward::RewardSet>(reward_set_options(s.cfg.reward), registry);
     s.roles = reward_roles(s.rewards->names(), s.cfg.train.accuracy_reward, s.cfg.train.correct_threshold);
   };
+  const auto engine = [&] {
+    s.engine =
+        parts.engine ? std::move(parts.engine) : std::make_unique<SamplerEngine>(s.policy->policy().model);
+  };
+  // The program's model, or the config's (loaded or built, on the host when it will be fully sharded).
+  const auto given_policy = [&](const std::string& checkpoint) {
+    Policy p;
+    p.model = parts.model;
+    p.tokenizer = std::move(parts.tokenizer);
+    p.tokenizer_json = parts.tokenizer_json;
+    p.device = p.model->model->embed_tokens->weight.device();
+    p.dtype = resolve_dtype(s.cfg.model.precision);
+    if (!checkpoint.empty()) {
+      const std::string dir = (fs::path(checkpoint) / "model").string();
+      model::load_weights(*p.model, io::Checkpoint::open(dir), dir);
+    }
+    return p;
+  };
   if (s.opts.eval_only) {
     s.world = std::make_shared<dist::World>();
-    Policy p = make_policy(s.cfg.model, s.cfg.data);
+    Policy p = parts.model ? given_policy("") : make_policy(s.cfg.model, s.cfg.data);
     prompts_and_rewards();
     s.policy = std::make_unique<ParallelPolicy>(s.world, std::move(p), model::Transformer(nullptr),
                                                 ParallelOptions{});
-    s.engine = std::make_unique<SamplerEngine>(s.policy->policy().model);
+    engine();
     s.o.rollout.pad_id = s.o.eval.sampling.pad_id = s.tokenizer().special_tokens().pad.value_or(0);
     return;
   }
@@ -136,6 +191,7 @@ Trainer::Trainer(Config config, const reward::Registry& registry, TrainerOptions
   const dist::WorldSpec spec =
       s.opts.world ? s.opts.world->spec()
                    : dist::resolve_world(rendezvous_options(s.cfg.dist), dist::process_environment());
+  if (parts.model) ms.device = parts.model->model->embed_tokens->weight.device().str();
   ms.device = dist::rank_device(ms.device, spec, torch::cuda::is_available());
   s.world = s.opts.world ? s.opts.world : dist::World::connect(spec, resolve_device(ms.device));
   if (!s.main()) s.opts.console = false;
@@ -149,8 +205,8 @@ Trainer::Trainer(Config config, const reward::Registry& registry, TrainerOptions
   if (!checkpoint.empty()) ms.path = (fs::path(checkpoint) / "model").string();
   // Fully sharded on a GPU: the model stays on the host until the sharding moves it over in slices (the
   // device never holds it whole).
-  const bool on_host = s.cfg.dist.shard == "full" && !resolve_device(ms.device).is_cpu();
-  Policy p = make_policy(ms, s.cfg.data, on_host);
+  const bool on_host = !parts.model && s.cfg.dist.shard == "full" && !resolve_device(ms.device).is_cpu();
+  Policy p = parts.model ? given_policy(checkpoint) : make_policy(ms, s.cfg.data, on_host);
   {
     // Every rank starts from rank 0's weights, whatever its own initialisation did.
     std::vector<at::Tensor> state;
@@ -176,7 +232,7 @@ Trainer::Trainer(Config config, const reward::Registry& registry, TrainerOptions
   }
   prompts_and_rewards();
   s.policy = std::make_unique<ParallelPolicy>(s.world, std::move(p), ref, parallel_options(s.cfg));
-  s.engine = std::make_unique<SamplerEngine>(s.policy->policy().model);
+  engine();
   s.o.rollout.pad_id = s.tokenizer().special_tokens().pad.value_or(0);
   s.o.rollout.lockstep = s.policy->rollout_lockstep();
   s.o.rollout.progress = s.opts.console;

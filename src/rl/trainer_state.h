@@ -43,7 +43,7 @@ struct Trainer::State {
   std::shared_ptr<dist::World> world;  // one process unless launched as a rank of several
   std::unique_ptr<ParallelPolicy> policy;
   std::unique_ptr<RolloutEngine> engine;
-  std::unique_ptr<PromptSource> prompts;
+  std::unique_ptr<PromptStream> prompts;
   std::unique_ptr<reward::RewardSet> rewards;
   RewardRoles roles;
   int64_t step = 0;

@@ -195,6 +195,9 @@ Json Trainer::State::step_once() {
   sm.sum("train_tokens", static_cast<double>(up.tokens));
   sm.sum("positions", static_cast<double>(up.positions));
   sm.sum("padding", static_cast<double>(up.padding));
+  sm.max("logprob_max_abs", up.logprob_max_abs);
+  sm.sum("logprob_abs", up.logprob_abs_sum);
+  sm.sum("logprob_kl", up.logprob_kl_sum);
   sm.reduce(*world);
   Json m = step_metrics(sm, batch, up, lr, rounds, kept, zero_std_frac, t_step);
   if (main()) write_samples(batch, adv.values);
@@ -228,6 +231,10 @@ Json Trainer::State::step_metrics(const StepMetrics& sm, const Rollouts& batch, 
   m["clip_high"] = sm.total("clipped_high") / tok;
   if (cfg.grpo.dual_clip > 1) m["dual_clip"] = sm.total("dual_clipped") / tok;
   m["ratio"] = sm.total("ratio") / tok;
+  // Sampling-time against first-pass training log-probabilities, per token in the loss (numerics only).
+  m["logprob_mismatch/max_abs"] = sm.largest("logprob_max_abs");
+  m["logprob_mismatch/mean_abs"] = sm.total("logprob_abs") / tok;
+  m["logprob_mismatch/kl"] = sm.total("logprob_kl") / tok;
   m["grad_norm"] = up.grad_norm;
   m["lr"] = lr;
   m["groups"] = kept;
@@ -263,7 +270,8 @@ Json Trainer::State::step_metrics(const StepMetrics& sm, const Rollouts& batch, 
     // No completion left to train on (dynamic sampling kept no group): figures of the trained batch do not
     // exist, so they are left out (the plot skips the step) instead of reading 0.
     for (const char* k : {"completion_len", "completion_len_max", "truncated_frac", "kl", "entropy",
-                          "clip_low", "clip_high", "dual_clip", "ratio", "grad_norm", "train_pad_frac"})
+                          "clip_low", "clip_high", "dual_clip", "ratio", "grad_norm", "train_pad_frac",
+                          "logprob_mismatch/max_abs", "logprob_mismatch/mean_abs", "logprob_mismatch/kl"})
       m.erase(k);
     for (const auto& name : batch.scores.names) {
       m.erase("rewards/" + name);
@@ -282,6 +290,7 @@ EvalResult Trainer::State::evaluate() {
   policy->gather_weights();
   EvalResult r = rl::evaluate(*engine, tokenizer(), *rewards, eval, roles, o.eval, *world);
   policy->release_weights();
+  if (opts.on_eval) opts.on_eval(r);
   return r;
 }
 

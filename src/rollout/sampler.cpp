@@ -62,8 +62,23 @@ GenerateResult Sampler::generate(model::TransformerImpl& model,
   std::vector<int64_t> eos;
   if (!params.ignore_eos) eos = model.config().eos_token_id;
   size_t longest_stop = 0;
-  for (const auto& s : params.stop_strings)
+  // The last character (UTF-8) of each stop string: a stop string can only have appeared with a token whose
+  // text holds that character, or holds a broken one (a character split over tokens decodes as U+FFFD).
+  std::vector<std::string> stop_ends;
+  for (const auto& s : params.stop_strings) {
     longest_stop = std::max(longest_stop, s.size());
+    if (s.empty()) continue;
+    size_t start = s.size() - 1;
+    while (start > 0 && (static_cast<unsigned char>(s[start]) & 0xC0) == 0x80)
+      --start;
+    stop_ends.push_back(s.substr(start));
+  }
+  const auto may_end_a_stop = [&](int64_t token) {
+    const std::string piece = options.tokenizer->decode(std::span<const int64_t>(&token, 1));
+    if (piece.find("\xEF\xBF\xBD") != std::string::npos) return true;
+    return std::any_of(stop_ends.begin(), stop_ends.end(),
+                       [&](const std::string& end) { return piece.find(end) != std::string::npos; });
+  };
 
   GenerateResult result;
   result.completions.resize(static_cast<size_t>(rows));
@@ -144,8 +159,9 @@ GenerateResult Sampler::generate(model::TransformerImpl& model,
                  params.stop_token_ids.end()) {
         c.finish = FinishReason::stop;
         done = true;
-      } else if (longest_stop > 0) {
-        // Only the text the last tokens make can hold a stop string that was not there one step earlier.
+      } else if (longest_stop > 0 && may_end_a_stop(tok[a])) {
+        // Only the text the last tokens make can hold a stop string that was not there one step earlier; the
+        // window is decoded only when the new token can end one (checked on its own text first).
         const size_t tail = std::min(c.tokens.size(), longest_stop + 4);
         const std::string text = options.tokenizer->decode(
             std::span<const int64_t>(c.tokens.data() + c.tokens.size() - tail, tail));

@@ -1,10 +1,5 @@
-// PNG images without zlib: 8-bit RGB pixels in, a valid PNG file out.
-//
-// The trainer writes plots of its metrics into every run directory; pulling in zlib or libpng for that would
-// be a dependency for a few hundred kilobytes a run. The encoder here picks a PNG filter per row (the usual
-// minimum-sum-of-absolute-differences rule) and compresses with LZ77 + deflate's fixed Huffman codes, which
-// shrinks mostly-white plots some hundred-fold. Any zlib inflater reads the result. CRC-32 (PNG chunks) and
-// Adler-32 (the zlib trailer) are exposed for the tests.
+// PNG images through libpng: 8-bit RGB pixels in, a PNG file out (and back, for tests and tools). The trainer
+// writes plots of its metrics into every run directory with it (plot.h).
 #pragma once
 
 #include <cstdint>
@@ -32,17 +27,11 @@ struct Image {
   uint32_t get(int x, int y) const;
 };
 
-// CRC-32 (ISO 3309, as PNG and zlib use it). Pass an earlier result as `crc` to continue over more data.
-uint32_t crc32(std::string_view data, uint32_t crc = 0);
-// Adler-32 (RFC 1950). Pass an earlier result as `adler` to continue over more data.
-uint32_t adler32(std::string_view data, uint32_t adler = 1);
-
-// A zlib stream (RFC 1950) holding `data` deflated (RFC 1951) with LZ77 and the fixed Huffman codes.
-std::string zlib_compress(std::string_view data);
-
-// The bytes of a PNG file: signature, IHDR (8-bit RGB, not interlaced), one IDAT, IEND. Throws aha::Error
-// when the image is empty or `rgb` does not hold width * height * 3 bytes.
+// The PNG file of `img` (8-bit truecolour; libpng's adaptive filters and zlib); throws aha::Error for a
+// malformed image.
 std::string encode_png(const Image& img);
+// The pixels of a PNG file (any colour type, converted to 8-bit RGB); throws aha::Error on a damaged file.
+Image decode_png(std::string_view data);
 
 // Writes encode_png(img) to `path` atomically (see write_file_atomic).
 void write_png(const std::string& path, const Image& img);

@@ -33,6 +33,10 @@ struct UpdateStats {
   int64_t positions = 0;   // [B, L] positions of the first pass's forwards (this rank)
   int64_t padding = 0;     // of which padding
   at::Tensor expert_load;  // [MoE layers, E] int64: routed tokens of the first pass, summed over ranks
+  // The first pass's log-probabilities against the sampling-time ones, over the tokens in the loss (this
+  // rank): the largest |difference|, and the sums of |difference| and of the k3 KL estimate
+  // exp(d) - 1 - d, d = new - old (both 0 when sampler and update compute the same numbers).
+  double logprob_max_abs = 0, logprob_abs_sum = 0, logprob_kl_sum = 0;
   double seconds = 0;
 };
 

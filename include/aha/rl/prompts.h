@@ -23,19 +23,47 @@ struct Prompt {
   std::string text;  // the rendered template
 };
 
-class PromptSource {
+// What the trainer draws prompts from: the config's data section (PromptSource), or a program's own
+// (VectorPrompts, or any implementation handed to the trainer in TrainerParts).
+class PromptStream {
+ public:
+  virtual ~PromptStream() = default;
+  // The next `n` training prompts. Every rank of a run draws the same ones (the trainer splits them).
+  virtual std::vector<Prompt> next(int64_t n) = 0;
+  // The held-out prompts.
+  virtual const std::vector<Prompt>& eval() const = 0;
+  // The position, for checkpoints, and back.
+  virtual Json state() const = 0;
+  virtual void restore(const Json& state) = 0;
+};
+
+// Fixed lists of training and held-out prompts; training cycles through its list in order.
+class VectorPrompts : public PromptStream {
+ public:
+  VectorPrompts(std::vector<Prompt> train, std::vector<Prompt> eval);
+  std::vector<Prompt> next(int64_t n) override;
+  const std::vector<Prompt>& eval() const override { return eval_; }
+  Json state() const override;
+  void restore(const Json& state) override;
+
+ private:
+  std::vector<Prompt> train_, eval_;
+  uint64_t drawn_ = 0;
+};
+
+class PromptSource : public PromptStream {
  public:
   // Throws aha::Error naming the file and line of a bad record, or the bad setting.
   explicit PromptSource(const DataSection& data);
 
   // The next `n` training prompts (wrapping around into a new, reshuffled epoch for files).
-  std::vector<Prompt> next(int64_t n);
+  std::vector<Prompt> next(int64_t n) override;
   // The held-out prompts (data.eval_size of them, or the records of data.eval_path).
-  const std::vector<Prompt>& eval() const { return eval_; }
+  const std::vector<Prompt>& eval() const override { return eval_; }
 
   // The position, for checkpoints: {"drawn": prompts drawn so far}.
-  Json state() const;
-  void restore(const Json& state);
+  Json state() const override;
+  void restore(const Json& state) override;
 
   int64_t train_size() const;  // -1: endless (a task)
 

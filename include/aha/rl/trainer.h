@@ -54,6 +54,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,8 @@
 #include "aha/reward/reward.h"
 #include "aha/rl/evaluation.h"
 #include "aha/rl/prompts.h"
+#include "aha/rl/rollout_engine.h"
+#include "aha/text/tokenizer.h"
 
 namespace aha::dist {
 class World;
@@ -85,9 +88,35 @@ struct TrainerOptions {
       false;  // only the policy, prompts and rewards, for evaluate() (`aha eval`): no run directory
   // Called with each step's metrics (tests and embedding programs), on every rank.
   std::function<void(const Json&)> on_step;
+  // Called after each evaluation with its result, and after each checkpoint with its directory (rank 0).
+  std::function<void(const EvalResult&)> on_eval;
+  std::function<void(const std::string&)> on_checkpoint;
   // The distributed run this trainer is one rank of; null: joined from the environment (RANK/WORLD_SIZE
   // from torchrun or `aha launch`, or Slurm's variables), one process when none is set.
   std::shared_ptr<dist::World> world;
+};
+
+// A reward as a C++ callable: nullopt skips the sample (it then leaves the loss). Must be safe to call from
+// several threads at once.
+struct RewardFunction {
+  std::string name;
+  double weight = 1.0;
+  std::function<std::optional<double>(const reward::Sample&)> score;
+};
+
+// What a program hands the trainer as live objects instead of describing it in the config; each part is
+// optional, and the config describes what is not given.
+struct TrainerParts {
+  // The policy (instead of model.path / model.architecture), with its tokenizer. On resume the checkpoint's
+  // weights are loaded into it. `tokenizer_json` is written beside checkpoints (empty: nothing is).
+  model::Transformer model{nullptr};
+  std::unique_ptr<text::Tokenizer> tokenizer;
+  std::string tokenizer_json;
+  std::unique_ptr<PromptStream> prompts;  // instead of the data section
+  // Scored beside reward.functions (added to them under their names, with their weights).
+  std::vector<RewardFunction> rewards;
+  // Where completions come from (rollouts and evaluations); null: aha's sampler on the policy module.
+  std::unique_ptr<RolloutEngine> engine;
 };
 
 // Asks a running trainer to stop after the current step, write a checkpoint and return (signal-safe).
@@ -102,6 +131,8 @@ class Trainer {
   // Builds the model (model.path or a fresh model.architecture), tokenizer, prompts, rewards and optimizer,
   // and the run directory. With options.resume, restores the newest checkpoint of train.run_dir.
   Trainer(Config config, const reward::Registry& registry, TrainerOptions options = {});
+  // The same with live objects in place of parts of the config (TrainerParts).
+  Trainer(Config config, const reward::Registry& registry, TrainerOptions options, TrainerParts parts);
   ~Trainer();
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
