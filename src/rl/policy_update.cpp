@@ -79,6 +79,17 @@ Forward forward(model::TransformerImpl& m, const Rollouts& b, const std::vector<
   return f;
 }
 
+// Seconds since the last call (or construction).
+struct Lap {
+  std::chrono::steady_clock::time_point t = std::chrono::steady_clock::now();
+  double operator()() {
+    const auto now = std::chrono::steady_clock::now();
+    const double s = std::chrono::duration<double>(now - t).count();
+    t = now;
+    return s;
+  }
+};
+
 // The micro-batch of a rank out of rows while others still have some (lockstep): one padding token whose loss
 // is multiplied by 0, so it runs the same collectives as a real one and adds nothing.
 Rollouts padding_batch(int64_t pad_id) {
@@ -134,6 +145,7 @@ UpdateStats policy_update(ParallelPolicy& pp, const Rollouts& batch, const Advan
         pp.after_backward();
         continue;
       }
+      Lap lap;
       std::vector<size_t> rows(
           rows_in_loss.begin() + static_cast<std::ptrdiff_t>(start),
           rows_in_loss.begin() + static_cast<std::ptrdiff_t>(std::min(rows_in_loss.size(), start + mb)));
@@ -158,9 +170,11 @@ UpdateStats policy_update(ParallelPolicy& pp, const Rollouts& batch, const Advan
         li.advantages = at::from_blob(a.data(), {B}, at::TensorOptions().dtype(at::kFloat))
                             .to(policy.device, false, true);
       }
+      s.forward_seconds += lap();
       if (with_ref) {
         c10::NoGradGuard no_grad;
         li.ref_logp = run(*ref, batch, rows, false, 0).logp;
+        s.ref_seconds += lap();
       }
       LossOutput lout = policy_loss(li, o.loss, adv.denominators);
       at::Tensor loss = lout.loss;
@@ -168,8 +182,10 @@ UpdateStats policy_update(ParallelPolicy& pp, const Rollouts& batch, const Advan
         loss = loss + f.balance_loss * (static_cast<double>(rows.size()) / adv.global_loss_rows);
       // The last micro-batch's backward pass completes the gradients: reduce buckets as they fill.
       if (last) pp.arm(loss);
+      s.forward_seconds += lap();
       loss.backward();
       pp.after_backward();
+      s.backward_seconds += lap();
       pass_loss += loss.item<double>();
       if (pass == 0) {
         s.first_pass.clipped_low += lout.stats.clipped_low;
@@ -192,8 +208,10 @@ UpdateStats policy_update(ParallelPolicy& pp, const Rollouts& batch, const Advan
       }
       s.tokens += f.mask.sum().item<int64_t>();
     }
+    Lap lap;
     pp.end_pass(pass);
     s.loss = world.all_reduce(std::vector<double>{pass_loss})[0];
+    s.sync_seconds += lap();
     if (!std::isfinite(s.loss)) {
       s.finite = false;
       break;
@@ -204,6 +222,7 @@ UpdateStats policy_update(ParallelPolicy& pp, const Rollouts& batch, const Advan
       break;
     }
     pp.step(pass);
+    s.optimizer_seconds += lap();
   }
   pp.end_update();
   // Expert loads of the whole batch (a rank without rows has none: zeros of the others' shape).

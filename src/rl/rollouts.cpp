@@ -113,7 +113,9 @@ Rollouts generate_and_score(RolloutEngine& engine, const text::Tokenizer& tokeni
     s.id = static_cast<int64_t>(i);
     samples.push_back(s);
   }
+  const auto t_reward = Clock::now();
   b.scores = rewards.score(samples, spec.reward_threads);
+  b.reward_seconds = seconds_since(t_reward);
   return b;
 }
 

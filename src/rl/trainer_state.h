@@ -53,6 +53,7 @@ struct Trainer::State {
   std::vector<Json> history;
   Clock::time_point started = Clock::now();
   int64_t steps_this_process = 0;
+  double rollout_seconds = 0, reward_seconds = 0;  // this step's, this rank's (the time split)
 
   bool main() const { return world->is_main(); }
   const text::Tokenizer& tokenizer() const { return *policy->policy().tokenizer; }

@@ -100,6 +100,7 @@ StepOptions step_options(const Config& c) {
 
 Rollouts Trainer::State::collect_batch(StepMetrics& sm, int64_t& rounds, int64_t& kept,
                                        double& zero_std_frac) {
+  rollout_seconds = reward_seconds = 0;
   const int64_t P = o.prompts_per_step;
   Rollouts batch;
   batch.group = o.rollout.params.n;
@@ -122,6 +123,7 @@ Rollouts Trainer::State::collect_batch(StepMetrics& sm, int64_t& rounds, int64_t
     spec.first_index = lo;
     const Rollouts r = generate_and_score(*engine, tokenizer(), *rewards, std::move(mine), spec);
     seconds += r.seconds;
+    reward_seconds += r.reward_seconds;
     sm.sum("rollout_tokens", static_cast<double>(r.decode_tokens));
     rounds = round + 1;
     std::vector<double> totals;
@@ -137,6 +139,7 @@ Rollouts Trainer::State::collect_batch(StepMetrics& sm, int64_t& rounds, int64_t
   }
   policy->release_weights();
   sm.max("rollout_seconds", seconds);
+  rollout_seconds = seconds;
   zero_std_frac = groups_seen ? static_cast<double>(groups_zero) / static_cast<double>(groups_seen) : 0.0;
   if (batch.scores.names.empty()) {  // this rank kept no group
     batch.scores.names = rewards->names();
@@ -248,6 +251,21 @@ Json Trainer::State::step_metrics(const StepMetrics& sm, const Rollouts& batch, 
   const double positions = sm.total("positions");
   m["train_pad_frac"] = positions > 0 ? sm.total("padding") / positions : 0.0;
   m["step_s"] = seconds_since(t_step);
+  // Where this rank's step went: generating, scoring, the update's parts, and the rest (advantages, metrics,
+  // samples; with dist.shard full also weight_sync_s).
+  const std::pair<const char*, double> parts[] = {{"time/rollout_s", rollout_seconds},
+                                                  {"time/reward_s", reward_seconds},
+                                                  {"time/ref_s", up.ref_seconds},
+                                                  {"time/forward_s", up.forward_seconds},
+                                                  {"time/backward_s", up.backward_seconds},
+                                                  {"time/sync_s", up.sync_seconds},
+                                                  {"time/optimizer_s", up.optimizer_seconds}};
+  double accounted = 0;
+  for (const auto& [name, seconds] : parts) {
+    m[name] = seconds;
+    accounted += seconds;
+  }
+  m["time/other_s"] = std::max(0.0, m["step_s"].get<double>() - accounted);
   if (policy->frees_weights()) m["weight_sync_s"] = policy->weight_sync_seconds();
   if (const auto& exchange = policy->layout().exchange) {
     // This rank's time in the MoE layers' token all-to-alls (rollout and training, both directions).
@@ -357,6 +375,23 @@ void Trainer::State::console_line(const Json& m) {
   std::snprintf(buf, sizeof buf, " | %.2f s/step | ETA %s", m["step_s"].get<double>(),
                 format_duration(per_step * static_cast<double>(cfg.train.steps - s)).c_str());
   line += buf;
+  // Where the step went, in percent (parts under 1% left out).
+  const double total = m["step_s"].get<double>();
+  std::string split;
+  for (const auto& [key, label] : {std::pair{"time/rollout_s", "roll"},
+                                   {"time/reward_s", "rew"},
+                                   {"time/ref_s", "ref"},
+                                   {"time/forward_s", "fwd"},
+                                   {"time/backward_s", "bwd"},
+                                   {"time/sync_s", "sync"},
+                                   {"time/optimizer_s", "opt"},
+                                   {"time/other_s", "other"}}) {
+    const double share = total > 0 && m.contains(key) ? 100 * m[key].get<double>() / total : 0;
+    if (share < 1) continue;
+    std::snprintf(buf, sizeof buf, "%s%s %.0f%%", split.empty() ? "" : " ", label, share);
+    split += buf;
+  }
+  if (!split.empty()) line += " | " + split;
   if (m.contains("eval/accuracy"))
     line += " | eval acc " +
             std::to_string(static_cast<int>(std::lround(100 * m["eval/accuracy"].get<double>()))) + "%";

@@ -116,6 +116,20 @@ TEST(Trainer, RunDirectoryHoldsConfigMetricsSamplesCheckpointsAndPlot) {
                         "step_s",
                         "expert_imbalance"})
     EXPECT_TRUE(m[1].contains(k)) << k;
+  // The time split: its parts (the reference model's forward among them, beta > 0) add up to the step time.
+  for (size_t i = 1; i < m.size(); ++i) {
+    double sum = 0;
+    for (const char* k : {"time/rollout_s", "time/reward_s", "time/ref_s", "time/forward_s",
+                          "time/backward_s", "time/sync_s", "time/optimizer_s", "time/other_s"}) {
+      ASSERT_TRUE(m[i].contains(k)) << k;
+      EXPECT_GE(m[i][k].get<double>(), 0) << k;
+      sum += m[i][k].get<double>();
+    }
+    EXPECT_NEAR(sum, m[i]["step_s"].get<double>(), 1e-6 + 0.001 * m[i]["step_s"].get<double>());
+    EXPECT_GT(m[i]["time/rollout_s"].get<double>(), 0);
+    EXPECT_GT(m[i]["time/backward_s"].get<double>(), 0);
+    EXPECT_GT(m[i]["time/ref_s"].get<double>(), 0);
+  }
   EXPECT_TRUE(m[2].contains("eval/accuracy"));
   EXPECT_TRUE(m[4].contains("eval/accuracy"));
   EXPECT_GT(m[1]["entropy"].get<double>(), 0);

@@ -38,6 +38,10 @@ struct UpdateStats {
   // exp(d) - 1 - d, d = new - old (both 0 when sampler and update compute the same numbers).
   double logprob_max_abs = 0, logprob_abs_sum = 0, logprob_kl_sum = 0;
   double seconds = 0;
+  // Where this rank's time went (wall clock; on a GPU only as far as the host waits): the policy's forward
+  // passes with the loss, the reference's, the backward passes (with the collectives inside them: sharded
+  // gathers, overlapped gradient sums), the gradient sums left after them, clipping and the optimizer step.
+  double forward_seconds = 0, ref_seconds = 0, backward_seconds = 0, sync_seconds = 0, optimizer_seconds = 0;
 };
 
 UpdateStats policy_update(ParallelPolicy& policy, const Rollouts& batch, const Advantages& advantages,

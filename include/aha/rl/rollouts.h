@@ -38,6 +38,7 @@ struct Rollouts {
   reward::BatchScores scores;                    // [R][P*G] per reward, [P*G] weighted total
   int64_t decode_tokens = 0;                     // tokens generated (this rank)
   double seconds = 0;                            // spent generating
+  double reward_seconds = 0;                     // spent scoring
 
   size_t size() const { return completions.size(); }
   // Adds prompt `g` of `other` with its G completions and their scores.
