@@ -13,10 +13,10 @@ namespace aha::rl {
 namespace {
 
 // A teacher-forced forward of `m` over rows `rows` of the batch: log-probabilities [B, T] of their completion
-// tokens (T the longest completion), the mask, the logits at the completion positions when asked, the routed
-// load and the balance loss.
+// tokens (T the longest completion), the mask, the log-softmax at the completion positions when asked, the
+// routed load and the balance loss.
 struct Forward {
-  at::Tensor logp, logits, mask, expert_load, balance_loss;
+  at::Tensor logp, log_probs, mask, expert_load, balance_loss;  // log_probs [B, T, V] when asked
   int64_t positions = 0, padding = 0;  // [B, L] positions run through the model, and how many are padding
 };
 
@@ -72,8 +72,13 @@ Forward forward(model::TransformerImpl& m, const Rollouts& b, const std::vector<
   model::ForwardOutput out = m.forward(in);
   at::Tensor h = out.hidden.gather(1, gather.unsqueeze(-1).expand({B, T, out.hidden.size(2)}));
   at::Tensor logits = m.logits(h);
-  f.logp = token_logprobs(logits, target, temperature);
-  if (with_logits) f.logits = logits;
+  // One log-softmax over the vocabulary serves the tokens' log-probabilities and, when asked, the entropy
+  // (token_logprobs and token_entropy of grpo.h, computed once).
+  at::Tensor x = logits.to(at::kFloat);
+  if (temperature > 0 && temperature != 1) x = x / temperature;
+  const at::Tensor log_probs = at::log_softmax(x, -1);
+  f.logp = log_probs.gather(-1, target.unsqueeze(-1)).squeeze(-1);
+  if (with_logits) f.log_probs = log_probs;
   f.expert_load = out.expert_load;
   f.balance_loss = out.balance_loss;
   return f;
@@ -153,7 +158,7 @@ UpdateStats policy_update(ParallelPolicy& pp, const Rollouts& batch, const Advan
       LossInput li;
       li.logp = f.logp;
       li.mask = f.mask;
-      if (o.loss.entropy_coef > 0) li.entropy = token_entropy(f.logits, o.temperature, true);
+      if (o.loss.entropy_coef > 0) li.entropy = -(f.log_probs.exp() * f.log_probs).sum(-1);
       {
         const auto B = static_cast<int64_t>(rows.size());
         const int64_t T = f.logp.size(1);
@@ -194,7 +199,14 @@ UpdateStats policy_update(ParallelPolicy& pp, const Rollouts& batch, const Advan
         s.first_pass.kl += lout.stats.kl;
         s.first_pass.ratio += lout.stats.ratio;
         s.first_pass.tokens += lout.stats.tokens;
-        at::Tensor ent = li.entropy.defined() ? li.entropy.detach() : token_entropy(f.logits, o.temperature);
+        at::Tensor ent;
+        if (li.entropy.defined()) {
+          ent = li.entropy.detach();
+        } else {
+          c10::NoGradGuard no_grad;
+          const at::Tensor lp = f.log_probs.detach();
+          ent = -(lp.exp() * lp).sum(-1);
+        }
         s.entropy_sum += (ent * f.mask).sum().item<double>();
         at::Tensor load = f.expert_load.defined() ? f.expert_load.cpu() : at::Tensor();
         if (load.defined()) s.expert_load = s.expert_load.defined() ? s.expert_load + load : load;

@@ -8,12 +8,14 @@
 // scripts/bench_model.sh runs both and prints the ratio.
 //
 //   bench_model [--config PATH] [--batch 8] [--seq 256] [--iters 5] [--warmup 2] [--threads 2] [--json OUT]
+//               [--profile TRACE.json]
 //
 // tokens/s = batch * seq / (median seconds per iteration); the mean- and best-iteration-based figures and
 // every iteration's time are in the JSON as well.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/version.h>
 
 #include <algorithm>
@@ -47,6 +49,7 @@ struct Options {
   int64_t threads = 2;
   uint64_t seed = 1234;  // token ids
   std::string json;
+  std::string profile;  // a Chrome trace of one more forward+backward (autograd profiler)
 };
 
 [[noreturn]] void usage(const std::string& error) {
@@ -92,6 +95,8 @@ Options parse(int argc, char** argv) {
       o.seed = static_cast<uint64_t>(parse_int(a, v, 0));
     } else if (a == "--json") {
       o.json = v;
+    } else if (a == "--profile") {
+      o.profile = v;
     } else {
       usage("unknown flag " + a);
     }
@@ -188,6 +193,13 @@ int run(const Options& o) {
             << " tok/s  (median " << std::setprecision(3) << fb.median() << " s/iter, loss "
             << std::setprecision(4) << last_loss << ")\n";
 
+  if (!o.profile.empty()) {
+    // One more forward+backward under the autograd profiler: a Chrome trace of every operator.
+    torch::autograd::profiler::RecordProfile guard(o.profile);
+    model->zero_grad(/*set_to_none=*/true);
+    const auto out = model->forward(in);
+    out.logits.logsumexp(-1).mean().backward();
+  }
   if (!o.json.empty()) {
     aha::Json j = aha::Json::object();
     j["impl"] = "aha";

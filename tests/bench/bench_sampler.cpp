@@ -20,6 +20,8 @@
 
 #include <time.h>
 
+#include <torch/csrc/autograd/profiler_legacy.h>
+
 #include "aha/core/config_json.h"
 #include "aha/model/checkpoint.h"
 #include "aha/rollout/sampler.h"
@@ -48,6 +50,9 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "intra-op threads");
   app.add_option("--repeats", repeats, "timed runs per batch size (the best is kept)");
   app.add_option("--json", json_out, "write the figures as JSON");
+  std::string profile;
+  app.add_option("--profile", profile,
+                 "a Chrome trace of one more generate call per batch size (autograd profiler)");
   CLI11_PARSE(app, argc, argv);
   try {
     at::set_num_threads(static_cast<int>(threads));
@@ -77,6 +82,10 @@ int main(int argc, char** argv) {
         if (r > 0 && total < best_total) {
           best_total = total;
         }
+      }
+      if (!profile.empty()) {
+        torch::autograd::profiler::RecordProfile guard(profile + "." + std::to_string(b) + ".json");
+        aha::rollout::Sampler().generate(*model, prompts, params);
       }
       // Decode steps after the prefill: new_tokens - 1 forwards per row (the first token comes from the
       // prefill's logits), counted the same way as the transformers peer does.

@@ -61,6 +61,11 @@ std::string without_timing(std::vector<Json> v) {
   for (auto& m : v) {
     for (const char* k : {"rollout_tok_s", "train_tok_s", "step_s"})
       m.erase(k);
+    std::vector<std::string> split;
+    for (auto it = m.begin(); it != m.end(); ++it)
+      if (it.key().starts_with("time/")) split.push_back(it.key());
+    for (const std::string& k : split)
+      m.erase(k);
     out += m.dump() + "\n";
   }
   return out;
