@@ -12,6 +12,12 @@
 //
 // tokens/s = batch * seq / (median seconds per iteration); the mean- and best-iteration-based figures and
 // every iteration's time are in the JSON as well.
+//
+// GFLOP/s: the model's matrix-multiply FLOPs per iteration (2 per multiply-add: projections, the routed
+// experts a token actually visits, the router, the LM head, and causal attention scores and values, (T+1)/2
+// keys per query on average; backward counted as twice the forward) over the median time, and as a share of
+// the machine's fp32 peak, measured by an FMA loop (`--threads` threads, 16 independent 16-float
+// accumulators each, AVX-512/AVX2/baseline picked at load time) before the model runs.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
@@ -28,6 +34,7 @@
 #include <iostream>
 #include <numeric>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "aha/core/config_json.h"
@@ -116,6 +123,79 @@ struct Timing {
   double best() const { return *std::min_element(seconds.begin(), seconds.end()); }
 };
 
+// The fp32 FMA peak of this machine in GFLOP/s on `threads` threads: each thread runs a chain of
+// independent fused multiply-adds on 16-float vectors for about `seconds`; the best of three rounds.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define AHA_BENCH_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define AHA_BENCH_CLONES
+#endif
+typedef float Vec16 __attribute__((vector_size(16 * sizeof(float))));
+
+AHA_BENCH_CLONES float fma_loop(int64_t iters, float seed) {
+  constexpr int kChains = 16;
+  Vec16 acc[kChains];
+  const Vec16 mul = Vec16{} + 0.999999f, add = Vec16{} + seed * 1e-7f;
+  for (int c = 0; c < kChains; ++c)
+    acc[c] = Vec16{} + (seed + static_cast<float>(c));
+  for (int64_t i = 0; i < iters; ++i)
+    for (int c = 0; c < kChains; ++c)
+      acc[c] = acc[c] * mul + add;
+  float sum = 0;
+  for (int c = 0; c < kChains; ++c)
+    for (int l = 0; l < 16; ++l)
+      sum += acc[c][l];
+  return sum;
+}
+
+double fma_peak_gflops(int64_t threads, double seconds = 0.3) {
+  using Clock = std::chrono::steady_clock;
+  constexpr double kFlopsPerIter = 16 * 16 * 2;  // chains x lanes x (multiply + add)
+  int64_t iters = 1 << 16;
+  for (;;) {  // size the loop to about `seconds` on one thread
+    const auto t0 = Clock::now();
+    volatile float sink = fma_loop(iters, 1.0f);
+    (void)sink;
+    const double t = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (t > 0.05) {
+      iters = static_cast<int64_t>(iters * seconds / t);
+      break;
+    }
+    iters *= 4;
+  }
+  double best = 0;
+  for (int round = 0; round < 3; ++round) {
+    std::vector<std::thread> pool;
+    std::vector<float> sinks(static_cast<size_t>(threads));
+    const auto t0 = Clock::now();
+    for (int64_t t = 0; t < threads; ++t)
+      pool.emplace_back([&, t] { sinks[t] = fma_loop(iters, 1.0f + static_cast<float>(t)); });
+    for (auto& th : pool)
+      th.join();
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    best = std::max(best, kFlopsPerIter * static_cast<double>(iters) * threads / s / 1e9);
+  }
+  return best;
+}
+
+// Matrix-multiply FLOPs of one forward pass over `batch` sequences of `seq` tokens (2 per multiply-add).
+double forward_flops(const aha::model::ModelConfig& c, int64_t batch, int64_t seq) {
+  const double d = static_cast<double>(c.hidden_size), h = static_cast<double>(c.num_attention_heads);
+  const double qk = static_cast<double>(c.qk_head_dim()), v = static_cast<double>(c.v_head_dim);
+  double attention = 0;  // per token per layer
+  attention += c.q_lora_rank ? d * *c.q_lora_rank + *c.q_lora_rank * h * qk : d * h * qk;
+  attention += d * (c.kv_lora_rank + c.qk_rope_head_dim) + c.kv_lora_rank * h * (c.qk_nope_head_dim + v);
+  attention += h * v * d;
+  attention += h * (qk + v) * (seq + 1) / 2.0;  // scores and values over the causal prefix
+  const double dense = 3 * d * c.intermediate_size;
+  const double moe = d * c.n_routed_experts +
+                     3 * d * c.moe_intermediate_size * (c.num_experts_per_tok + c.n_shared_experts);
+  double per_token = d * c.vocab_size;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l)
+    per_token += attention + (c.is_moe_layer(l) ? moe : dense);
+  return 2 * per_token * static_cast<double>(batch * seq);
+}
+
 template <class F>
 Timing time_it(int64_t warmup, int64_t iters, F&& step) {
   using Clock = std::chrono::steady_clock;
@@ -163,13 +243,16 @@ int run(const Options& o) {
   aha::model::ForwardInput in;
   in.input_ids = at::randint(config.vocab_size, {o.batch, o.seq}, at::TensorOptions().dtype(at::kLong));
   const int64_t tokens = o.batch * o.seq;
+  const double peak = fma_peak_gflops(o.threads), flops = forward_flops(config, o.batch, o.seq);
 
   std::cout << "aha bench_model: " << o.config << "\n"
             << "  torch " << TORCH_VERSION << ", threads " << at::get_num_threads() << ", fp32 CPU, batch "
             << o.batch << " x seq " << o.seq << ", warmup " << o.warmup << ", iters " << o.iters << "\n"
             << "  parameters: total " << total << " (" << std::fixed << std::setprecision(2) << total / 1e6
             << "M), active per token " << active << " (" << active / 1e6 << "M), embedding " << embedding
-            << "\n";
+            << "\n"
+            << std::setprecision(1) << "  fp32 FMA peak (" << o.threads << " threads): " << peak
+            << " GFLOP/s; forward " << flops / 1e9 << " GFLOP per iteration\n";
 
   model->eval();
   const Timing fwd = time_it(o.warmup, o.iters, [&] {
@@ -178,7 +261,9 @@ int run(const Options& o) {
     (void)out.logits.data_ptr<float>();
   });
   std::cout << "  forward:          " << std::setprecision(1) << std::setw(10) << tokens / fwd.median()
-            << " tok/s  (median " << std::setprecision(3) << fwd.median() << " s/iter)\n";
+            << " tok/s  (median " << std::setprecision(3) << fwd.median() << " s/iter, "
+            << std::setprecision(1) << flops / fwd.median() / 1e9 << " GFLOP/s, "
+            << 100 * flops / fwd.median() / 1e9 / peak << "% of peak)\n";
 
   model->train();
   double last_loss = 0;
@@ -191,7 +276,8 @@ int run(const Options& o) {
   });
   std::cout << "  forward_backward: " << std::setprecision(1) << std::setw(10) << tokens / fb.median()
             << " tok/s  (median " << std::setprecision(3) << fb.median() << " s/iter, loss "
-            << std::setprecision(4) << last_loss << ")\n";
+            << std::setprecision(4) << last_loss << ", " << std::setprecision(1) << 3 * flops / fb.median() / 1e9
+            << " GFLOP/s, " << 100 * 3 * flops / fb.median() / 1e9 / peak << "% of peak)\n";
 
   if (!o.profile.empty()) {
     // One more forward+backward under the autograd profiler: a Chrome trace of every operator.
@@ -214,8 +300,14 @@ int run(const Options& o) {
     j["params_active"] = active;
     j["params_embedding"] = embedding;
     j["loss"] = last_loss;
+    j["fma_peak_gflops"] = peak;
+    j["forward_gflop"] = flops / 1e9;
     j["forward"] = figures(fwd, tokens);
+    j["forward"]["gflops"] = flops / fwd.median() / 1e9;
+    j["forward"]["peak_frac"] = flops / fwd.median() / 1e9 / peak;
     j["forward_backward"] = figures(fb, tokens);
+    j["forward_backward"]["gflops"] = 3 * flops / fb.median() / 1e9;
+    j["forward_backward"]["peak_frac"] = 3 * flops / fb.median() / 1e9 / peak;
     std::ofstream f(o.json);
     f << j.dump(2) << "\n";
     if (!f) {
