@@ -188,8 +188,8 @@ double forward_flops(const aha::model::ModelConfig& c, int64_t batch, int64_t se
   attention += h * v * d;
   attention += h * (qk + v) * (seq + 1) / 2.0;  // scores and values over the causal prefix
   const double dense = 3 * d * c.intermediate_size;
-  const double moe = d * c.n_routed_experts +
-                     3 * d * c.moe_intermediate_size * (c.num_experts_per_tok + c.n_shared_experts);
+  const double moe =
+      d * c.n_routed_experts + 3 * d * c.moe_intermediate_size * (c.num_experts_per_tok + c.n_shared_experts);
   double per_token = d * c.vocab_size;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l)
     per_token += attention + (c.is_moe_layer(l) ? moe : dense);
@@ -276,8 +276,9 @@ int run(const Options& o) {
   });
   std::cout << "  forward_backward: " << std::setprecision(1) << std::setw(10) << tokens / fb.median()
             << " tok/s  (median " << std::setprecision(3) << fb.median() << " s/iter, loss "
-            << std::setprecision(4) << last_loss << ", " << std::setprecision(1) << 3 * flops / fb.median() / 1e9
-            << " GFLOP/s, " << 100 * 3 * flops / fb.median() / 1e9 / peak << "% of peak)\n";
+            << std::setprecision(4) << last_loss << ", " << std::setprecision(1)
+            << 3 * flops / fb.median() / 1e9 << " GFLOP/s, " << 100 * 3 * flops / fb.median() / 1e9 / peak
+            << "% of peak)\n";
 
   if (!o.profile.empty()) {
     // One more forward+backward under the autograd profiler: a Chrome trace of every operator.
