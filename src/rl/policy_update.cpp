@@ -130,6 +130,9 @@ UpdateStats policy_update(ParallelPolicy& pp, const Rollouts& batch, const Advan
     return forward(m, b, rows, with_logits, alpha, pad_id, o.temperature, policy.device);
   };
   const Rollouts padding = padding_batch(pad_id);
+  // The advantages on the host once (read row by row below; no sync per row).
+  const at::Tensor adv_host =
+      adv.values.defined() ? adv.values.to(at::kFloat).cpu().contiguous() : at::Tensor();
   if (adv.global_loss_rows > 0) pp.begin_update();
   for (int64_t pass = 0; pass < o.mu && adv.global_loss_rows > 0; ++pass) {
     pp.begin_pass(pass);
@@ -167,8 +170,7 @@ UpdateStats policy_update(ParallelPolicy& pp, const Rollouts& batch, const Advan
           const auto& c = batch.completions[rows[static_cast<size_t>(r)]];
           for (size_t t = 0; t < c.logprobs.size(); ++t)
             old[static_cast<size_t>(r * T) + t] = c.logprobs[t];
-          a[static_cast<size_t>(r)] =
-              adv.values[static_cast<int64_t>(rows[static_cast<size_t>(r)])].item<float>();
+          a[static_cast<size_t>(r)] = adv_host.data_ptr<float>()[rows[static_cast<size_t>(r)]];
         }
         li.old_logp = at::from_blob(old.data(), {B, T}, at::TensorOptions().dtype(at::kFloat))
                           .to(policy.device, false, true);
