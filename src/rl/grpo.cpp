@@ -215,22 +215,27 @@ LossOutput policy_loss(const LossInput& in, const LossOptions& o, const LossDeno
   return out;
 }
 
+at::Tensor tempered_log_softmax(const at::Tensor& logits, double temperature) {
+  at::Tensor x = logits.to(at::kFloat);
+  if (temperature > 0 && temperature != 1) x = x / temperature;
+  return at::log_softmax(x, -1);
+}
+
+at::Tensor entropy_of_log_probs(const at::Tensor& log_probs) {
+  return -(log_probs.exp() * log_probs).sum(-1);
+}
+
 at::Tensor token_logprobs(const at::Tensor& logits, const at::Tensor& tokens, double temperature) {
   AHA_CHECK(logits.dim() == 3 && tokens.dim() == 2 && logits.size(0) == tokens.size(0) &&
                 logits.size(1) == tokens.size(1),
             "token_logprobs: logits ", logits.sizes(), " and tokens ", tokens.sizes(), " do not match");
-  at::Tensor x = logits.to(at::kFloat);
-  if (temperature > 0 && temperature != 1) x = x / temperature;
-  return at::log_softmax(x, -1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1);
+  return tempered_log_softmax(logits, temperature).gather(-1, tokens.unsqueeze(-1)).squeeze(-1);
 }
 
 at::Tensor token_entropy(const at::Tensor& logits, double temperature, bool with_grad) {
   std::optional<c10::NoGradGuard> no_grad;
   if (!with_grad) no_grad.emplace();
-  at::Tensor x = (with_grad ? logits : logits.detach()).to(at::kFloat);
-  if (temperature > 0 && temperature != 1) x = x / temperature;
-  at::Tensor logp = at::log_softmax(x, -1);
-  return -(logp.exp() * logp).sum(-1);
+  return entropy_of_log_probs(tempered_log_softmax(with_grad ? logits : logits.detach(), temperature));
 }
 
 }  // namespace aha::rl

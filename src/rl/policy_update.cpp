@@ -72,11 +72,8 @@ Forward forward(model::TransformerImpl& m, const Rollouts& b, const std::vector<
   model::ForwardOutput out = m.forward(in);
   at::Tensor h = out.hidden.gather(1, gather.unsqueeze(-1).expand({B, T, out.hidden.size(2)}));
   at::Tensor logits = m.logits(h);
-  // One log-softmax over the vocabulary serves the tokens' log-probabilities and, when asked, the entropy
-  // (token_logprobs and token_entropy of grpo.h, computed once).
-  at::Tensor x = logits.to(at::kFloat);
-  if (temperature > 0 && temperature != 1) x = x / temperature;
-  const at::Tensor log_probs = at::log_softmax(x, -1);
+  // One log-softmax over the vocabulary serves the tokens' log-probabilities and, when asked, the entropy.
+  const at::Tensor log_probs = tempered_log_softmax(logits, temperature);
   f.logp = log_probs.gather(-1, target.unsqueeze(-1)).squeeze(-1);
   if (with_logits) f.log_probs = log_probs;
   f.expert_load = out.expert_load;
@@ -161,7 +158,7 @@ UpdateStats policy_update(ParallelPolicy& pp, const Rollouts& batch, const Advan
       LossInput li;
       li.logp = f.logp;
       li.mask = f.mask;
-      if (o.loss.entropy_coef > 0) li.entropy = -(f.log_probs.exp() * f.log_probs).sum(-1);
+      if (o.loss.entropy_coef > 0) li.entropy = entropy_of_log_probs(f.log_probs);
       {
         const auto B = static_cast<int64_t>(rows.size());
         const int64_t T = f.logp.size(1);
@@ -206,8 +203,7 @@ UpdateStats policy_update(ParallelPolicy& pp, const Rollouts& batch, const Advan
           ent = li.entropy.detach();
         } else {
           c10::NoGradGuard no_grad;
-          const at::Tensor lp = f.log_probs.detach();
-          ent = -(lp.exp() * lp).sum(-1);
+          ent = entropy_of_log_probs(f.log_probs.detach());
         }
         s.entropy_sum += (ent * f.mask).sum().item<double>();
         at::Tensor load = f.expert_load.defined() ? f.expert_load.cpu() : at::Tensor();

@@ -101,6 +101,13 @@ struct LossOutput {
 
 LossOutput policy_loss(const LossInput& in, const LossOptions& options, const LossDenominators& denominators);
 
+// log softmax(logits / T) over the last dimension, in float32 (T = 0 is treated as 1, as the sampler records
+// it): the one computation token_logprobs and token_entropy share, for callers that need both.
+at::Tensor tempered_log_softmax(const at::Tensor& logits, double temperature);
+
+// Entropy per position of the distribution whose log-probabilities are `log_probs` [..., V].
+at::Tensor entropy_of_log_probs(const at::Tensor& log_probs);
+
 // Log-probabilities of `tokens` [B, T] under `logits` [B, T, V] at sampling temperature `temperature`
 // (log softmax(logits / T)[token], computed in float32; T = 0 is treated as 1, as the sampler records it).
 at::Tensor token_logprobs(const at::Tensor& logits, const at::Tensor& tokens, double temperature);
