@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -88,6 +89,83 @@ void dot_rows(const float* w, int64_t rows, int64_t in, const float* x, int64_t 
   }
 }
 
+// Token-major GEMM for an expert with many tokens: yT [rows, ld] = w [rows, in] xT [in, ld], the tokens on
+// the vector lanes (NV vectors of 16 tokens, ld = 16 NV). Each output is one sequential sum over `in` (a
+// separate chain per lane: no horizontal sums, and the same result whatever the instruction set's width or
+// the thread count), R rows of w at a time, each weight broadcast to the lanes once.
+template <int R, int NV>
+AHA_CPU_CLONES void rows_outer(const float* w, int64_t rows, int64_t in, const float* xt, float* yt) {
+  constexpr int64_t ld = NV * kLanes;
+  for (int64_t j = 0; j < rows; j += R) {
+    Lanes acc[R][NV];
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < NV; ++v)
+        acc[r][v] = Lanes{};
+    for (int64_t i = 0; i < in; ++i) {
+      Lanes xv[NV];
+      for (int v = 0; v < NV; ++v)
+        AHA_LOAD_LANES(xv[v], xt + i * ld + v * kLanes);
+      for (int r = 0; r < R; ++r) {
+        const Lanes b = Lanes{} + w[(j + r) * in + i];
+        for (int v = 0; v < NV; ++v)
+          acc[r][v] += b * xv[v];
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < NV; ++v)
+        std::memcpy(yt + (j + r) * ld + v * kLanes, &acc[r][v], sizeof(Lanes));
+  }
+}
+
+template <int NV>
+void outer(const float* w, int64_t rows, int64_t in, const float* xt, float* yt) {
+  constexpr int R = NV == 1 ? 8 : 4;
+  const int64_t body = rows / R * R;
+  rows_outer<R, NV>(w, body, in, xt, yt);
+  if (body < rows) rows_outer<1, NV>(w + body * in, rows - body, in, xt, yt + body * NV * kLanes);
+}
+
+// From this many tokens on, an expert runs token-major (rows_outer): at ~16 tokens per expert (128 rows
+// decoding with 4 of 32 experts) the dot-product loops' per-output horizontal sums cost as much as the
+// products.
+constexpr int64_t kOuterTokens = 8;
+// Tokens per token-major block: 3 vectors of 16.
+constexpr int64_t kOuterBlock = 3 * kLanes;
+
+// One expert's SwiGLU over c >= kOuterTokens gathered rows, token-major in blocks of up to kOuterBlock
+// tokens: x [c, d] in, y [c, d] out; `scratch` is reused across calls.
+void expert_outer(const float* gw, const float* dw, int64_t d, int64_t im, const float* x, int64_t c,
+                  float* y, std::vector<float>& scratch) {
+  scratch.resize(static_cast<size_t>(kOuterBlock * (2 * d + 3 * im)));
+  float* xt = scratch.data();
+  float* gt = xt + kOuterBlock * d;
+  float* ht = gt + kOuterBlock * 2 * im;
+  float* yt = ht + kOuterBlock * im;
+  for (int64_t t0 = 0; t0 < c; t0 += kOuterBlock) {
+    const int64_t cc = std::min(kOuterBlock, c - t0), nv = (cc + kLanes - 1) / kLanes, ld = nv * kLanes;
+    for (int64_t i = 0; i < d; ++i) {
+      for (int64_t t = 0; t < cc; ++t)
+        xt[i * ld + t] = x[(t0 + t) * d + i];
+      for (int64_t t = cc; t < ld; ++t)
+        xt[i * ld + t] = 0.0f;
+    }
+    const auto run = [&](const float* w, int64_t rows, int64_t in, const float* a, float* out) {
+      if (nv == 1) return outer<1>(w, rows, in, a, out);
+      if (nv == 2) return outer<2>(w, rows, in, a, out);
+      outer<3>(w, rows, in, a, out);
+    };
+    run(gw, 2 * im, d, xt, gt);
+    for (int64_t j = 0; j < im * ld; ++j) {
+      const float g = gt[j];
+      ht[j] = g / (1.0f + std::exp(-g)) * gt[im * ld + j];
+    }
+    run(dw, d, im, ht, yt);
+    for (int64_t t = 0; t < cc; ++t)
+      for (int64_t j = 0; j < d; ++j)
+        y[(t0 + t) * d + j] = yt[j * ld + t];
+  }
+}
+
 }  // namespace
 
 bool cpu_routed_experts_supported(const at::Tensor& x, const at::Tensor& gate_up, const at::Tensor& down) {
@@ -142,10 +220,15 @@ at::Tensor cpu_routed_experts(const at::Tensor& x, const at::Tensor& experts, co
   const float* gwp = gw.data_ptr<float>();
   const float* dwp = dw.data_ptr<float>();
   at::parallel_for(0, static_cast<int64_t>(active.size()), 1, [&](int64_t lo, int64_t hi) {
+    std::vector<float> scratch;
     for (int64_t a = lo; a < hi; ++a) {
       const int64_t e = active[a], b = first[e], c = counts[e];
       for (int64_t i = b; i < b + c; ++i)
         std::memcpy(&xs[i * d], xp + token_at[i] * d, static_cast<size_t>(d) * sizeof(float));
+      if (c >= kOuterTokens) {
+        expert_outer(gwp + e * 2 * im * d, dwp + e * d * im, d, im, &xs[b * d], c, &ys[b * d], scratch);
+        continue;
+      }
       dot_rows(gwp + e * 2 * im * d, 2 * im, d, &xs[b * d], c, &gu[b * 2 * im]);
       for (int64_t i = b; i < b + c; ++i) {
         const float* g = &gu[i * 2 * im];

@@ -58,9 +58,9 @@ ExpertsImpl::ExpertsImpl(int64_t experts, int64_t hidden, int64_t intermediate) 
 }
 
 at::Tensor ExpertsImpl::forward(const at::Tensor& x, const Routing& routing, at::Tensor* load) {
-  // Decoding on the CPU (no autograd, a few tokens per expert): one kernel streams each active expert's
-  // weights once, instead of a dozen operators per expert (cpu_decode.h).
-  if (!comm_ && !fp8_ && c10::InferenceMode::is_enabled() && routing.experts.numel() < 16 * experts_ &&
+  // Inference on the CPU (no autograd): one kernel runs each active expert's tokens on one thread, instead of
+  // a dozen operators per expert (cpu_decode.h), whatever the token count (a decode step or a prefill).
+  if (!comm_ && !fp8_ && c10::InferenceMode::is_enabled() &&
       cpu_routed_experts_supported(x, gate_up_proj, down_proj))
     return cpu_routed_experts(x, routing.experts, routing.weights, gate_up_proj, down_proj, load);
   const ExpertDispatch d = dispatch(x, routing, experts_, comm_.get(), load);
