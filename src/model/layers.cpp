@@ -213,20 +213,55 @@ std::pair<at::Tensor, at::Tensor> MlaImpl::latent(const at::Tensor& x, const at:
   return {kv_a_layernorm(a.slice(-1, 0, r_)), rope.apply(a.slice(-1, r_), cos, sin)};
 }
 
-at::Tensor MlaImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                            const at::Tensor& mask, const Rope& rope) {
+std::pair<at::Tensor, at::Tensor> MlaImpl::keys_values(const at::Tensor& x, const at::Tensor& cos,
+                                                       const at::Tensor& sin, const Rope& rope) {
   const int64_t b = x.size(0), t = x.size(1);
-  const at::Tensor q = queries(x, cos, sin, rope);
   auto [c_kv, k_pe] = latent(x, cos, sin, rope);
   const at::Tensor kv =
       kv_b_proj(c_kv).view({b, t, heads_, dn_ + dv_}).transpose(1, 2);  // [B, H, T, dn + dv]
   const at::Tensor k = at::cat({kv.slice(-1, 0, dn_), k_pe.unsqueeze(1).expand({b, heads_, t, dr_})}, -1);
-  const at::Tensor v = kv.slice(-1, dn_);
+  return {k, kv.slice(-1, dn_)};
+}
+
+at::Tensor MlaImpl::attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                           const at::Tensor& mask) {
   at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) * scale_;
   if (mask.defined()) scores = scores + mask;
   const at::Tensor p = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
-  const at::Tensor out = at::matmul(p, v).transpose(1, 2).reshape({b, t, heads_ * dv_});
-  return o_proj(out);
+  return at::matmul(p, v).transpose(1, 2).reshape({q.size(0), q.size(2), heads_ * dv_});
+}
+
+at::Tensor MlaImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                            const at::Tensor& mask, const Rope& rope) {
+  const at::Tensor q = queries(x, cos, sin, rope);
+  auto [k, v] = keys_values(x, cos, sin, rope);
+  return o_proj(attend(q, k, v, mask));
+}
+
+at::Tensor MlaImpl::forward_prefix(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                   const PrefixLayout& l, const Rope& rope) {
+  const int64_t split = l.prefixes * l.prefix_len;
+  AHA_CHECK(x.dim() == 3 && x.size(0) == 1 && x.size(1) == split + l.rows * l.suffix_len,
+            "forward_prefix: x must be [1, ", split + l.rows * l.suffix_len, ", D], got ", x.sizes());
+  const auto part = [&](const at::Tensor& t, int64_t begin, int64_t end, int64_t rows, int64_t len) {
+    return t.slice(1, begin, end).reshape({rows, len, t.size(-1)});
+  };
+  const int64_t total = x.size(1);
+  const at::Tensor xp = part(x, 0, split, l.prefixes, l.prefix_len),
+                   xs = part(x, split, total, l.rows, l.suffix_len);
+  const at::Tensor cp = part(cos, 0, split, l.prefixes, l.prefix_len),
+                   cs = part(cos, split, total, l.rows, l.suffix_len);
+  const at::Tensor sp = part(sin, 0, split, l.prefixes, l.prefix_len),
+                   ss = part(sin, split, total, l.rows, l.suffix_len);
+  auto [kp, vp] = keys_values(xp, cp, sp, rope);  // [P, H, Lp, .]
+  auto [ks, vs] = keys_values(xs, cs, ss, rope);  // [N, H, Ls, .]
+  const at::Tensor out_p = attend(queries(xp, cp, sp, rope), kp, vp, l.prefix_mask);
+  // Each row reads its prefix's keys and values, then its own.
+  const at::Tensor index = l.prefix_of.to(x.device());
+  const at::Tensor k = at::cat({kp.index_select(0, index), ks}, 2),
+                   v = at::cat({vp.index_select(0, index), vs}, 2);
+  const at::Tensor out_s = attend(queries(xs, cs, ss, rope), k, v, l.suffix_mask);
+  return o_proj(at::cat({out_p.reshape({1, split, -1}), out_s.reshape({1, total - split, -1})}, 1));
 }
 
 at::Tensor MlaImpl::forward_absorbed(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,

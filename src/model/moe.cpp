@@ -205,7 +205,13 @@ at::Tensor MoeImpl::forward(const at::Tensor& x, MoeStats* stats) {
                                             stats->token_mask, stats->balance_alpha);
     stats->balance_loss = stats->balance_loss.defined() ? stats->balance_loss + loss : loss;
   }
-  at::Tensor y = experts(flat, routing, stats && stats->load.defined() ? &stats->load : nullptr).view(shape);
+  at::Tensor* load = stats && stats->load.defined() ? &stats->load : nullptr;
+  if (load && stats->token_weight.defined()) {
+    const at::Tensor w = stats->token_weight.to(load->device()).repeat_interleave(routing.experts.size(1));
+    load->index_add_(0, routing.experts.reshape({-1}).to(load->device()), w);
+    load = nullptr;
+  }
+  at::Tensor y = experts(flat, routing, load).view(shape);
   if (shared_experts) y = y + shared_experts(x);
   return y;
 }

@@ -23,8 +23,11 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, int64_t layer_index) {
 }
 
 at::Tensor DecoderLayerImpl::forward(const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin,
-                                     const at::Tensor& mask, const Rope& rope, MoeStats* stats) {
-  const at::Tensor a = h + self_attn(input_layernorm(h), cos, sin, mask, rope);
+                                     const at::Tensor& mask, const Rope& rope, MoeStats* stats,
+                                     const PrefixLayout* prefix) {
+  const at::Tensor n = input_layernorm(h);
+  const at::Tensor a = h + (prefix ? self_attn->forward_prefix(n, cos, sin, *prefix, rope)
+                                   : self_attn(n, cos, sin, mask, rope));
   const at::Tensor x = post_attention_layernorm(a);
   return a + (moe ? moe(x, stats) : dense(x));
 }
@@ -161,6 +164,79 @@ ForwardOutput TransformerImpl::forward(const ForwardInput& in) {
     prev = o.hidden;
     out.mtp_logits.push_back(o.aux);
   }
+  return out;
+}
+
+ForwardOutput TransformerImpl::forward_prefix_batch(const PrefixBatchInput& in) {
+  const at::Device device = model->embed_tokens->weight.device();
+  const auto lng = at::TensorOptions().dtype(at::kLong).device(device);
+  AHA_CHECK(
+      in.prefix_ids.defined() && in.prefix_ids.dim() == 2 && in.prefix_mask.sizes() == in.prefix_ids.sizes(),
+      "forward_prefix_batch: prefix_ids and prefix_mask must be [P, Lp]");
+  AHA_CHECK(in.suffix_ids.defined() && in.suffix_ids.dim() == 2 &&
+                in.suffix_mask.sizes() == in.suffix_ids.sizes() && in.suffix_ids.size(1) >= 1,
+            "forward_prefix_batch: suffix_ids and suffix_mask must be [N, Ls] with Ls >= 1");
+  AHA_CHECK(
+      in.prefix_of.defined() && in.prefix_of.dim() == 1 && in.prefix_of.size(0) == in.suffix_ids.size(0),
+      "forward_prefix_batch: prefix_of must be [N]");
+  PrefixLayout l;
+  l.prefixes = in.prefix_ids.size(0);
+  l.prefix_len = in.prefix_ids.size(1);
+  l.rows = in.suffix_ids.size(0);
+  l.suffix_len = in.suffix_ids.size(1);
+  l.prefix_of = in.prefix_of.to(lng);
+  const at::Tensor pmask = in.prefix_mask.to(lng), smask = in.suffix_mask.to(lng);
+  const at::Tensor prefix_tokens = pmask.sum(1);  // [P]
+  AHA_CHECK(l.prefixes == 0 || prefix_tokens.min().item<int64_t>() >= 1,
+            "forward_prefix_batch: every prefix needs a token");
+  const int64_t pmin = l.prefix_of.numel() ? l.prefix_of.min().item<int64_t>() : 0,
+                pmax = l.prefix_of.numel() ? l.prefix_of.max().item<int64_t>() : 0;
+  AHA_CHECK(pmin >= 0 && pmax < std::max<int64_t>(l.prefixes, 1),
+            "forward_prefix_batch: prefix_of outside [0, ", l.prefixes, ")");
+  const at::Tensor ids = at::cat({in.prefix_ids.to(lng).reshape({-1}), in.suffix_ids.to(lng).reshape({-1})});
+  const int64_t max_id = ids.max().item<int64_t>(), min_id = ids.min().item<int64_t>();
+  AHA_CHECK(min_id >= 0 && max_id < config_.vocab_size, "token id out of range [0, ", config_.vocab_size,
+            "): min ", min_id, ", max ", max_id);
+  // Positions: a prefix from 0, a suffix after its prefix's tokens.
+  const at::Tensor prefix_pos = (pmask.cumsum(1) - 1).clamp_min(0);
+  const at::Tensor suffix_pos =
+      prefix_tokens.index_select(0, l.prefix_of).unsqueeze(1) + (smask.cumsum(1) - 1).clamp_min(0);
+  auto [cos, sin] = rope_.cos_sin(at::cat({prefix_pos.reshape({-1}), suffix_pos.reshape({-1})}).unsqueeze(0));
+  at::Tensor h = model->embed_tokens(ids.unsqueeze(0));
+  const at::ScalarType dtype = h.scalar_type();
+  l.prefix_mask = causal_mask(pmask, l.prefixes, l.prefix_len, dtype, device);
+  const at::Tensor seen = pmask.index_select(0, l.prefix_of).to(at::kBool).view({l.rows, 1, 1, l.prefix_len});
+  l.suffix_mask = at::cat({at::zeros({l.rows, 1, l.suffix_len, l.prefix_len}, h.options())
+                               .masked_fill(seen.logical_not(), lowest_value(dtype)),
+                           causal_mask(smask, l.rows, l.suffix_len, dtype, device)},
+                          -1);
+  // Each token's weight in the expert loads: a prefix token stands for the rows that continue it.
+  const at::Tensor uses = at::zeros({l.prefixes}, lng).index_add_(0, l.prefix_of, at::ones({l.rows}, lng));
+  const at::Tensor token_weight =
+      at::cat({(pmask * uses.unsqueeze(1)).reshape({-1}), smask.reshape({-1})}).cpu();
+
+  ForwardOutput out;
+  out.expert_load = at::zeros({num_moe_layers(), config_.n_routed_experts}, at::kLong);
+  int64_t moe_index = 0;
+  for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
+    auto layer = model->layers->ptr<DecoderLayerImpl>(i);
+    const at::Tensor load = layer->moe ? out.expert_load[moe_index++] : at::Tensor();
+    const LayerBody body = [layer, load, token_weight, cos, sin, l, this](const at::Tensor& x,
+                                                                          bool recompute) {
+      MoeStats stats;
+      stats.load = recompute ? at::Tensor() : load;
+      stats.token_weight = token_weight;
+      return LayerOutput{layer->forward(x, cos, sin, at::Tensor(), rope_, layer->moe ? &stats : nullptr, &l),
+                         at::Tensor()};
+    };
+    h = run_layer(i, h, body).hidden;
+  }
+  h = model->norm(h).squeeze(0);  // [P Lp + N Ls, D]
+  const int64_t split = l.prefixes * l.prefix_len;
+  // The state after each row's prefix: its prefix's last token.
+  const at::Tensor last = l.prefix_of * l.prefix_len + prefix_tokens.index_select(0, l.prefix_of) - 1;
+  out.hidden = at::cat(
+      {h.index_select(0, last).unsqueeze(1), h.slice(0, split).view({l.rows, l.suffix_len, h.size(-1)})}, 1);
   return out;
 }
 

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -17,30 +18,28 @@ namespace {
 // routed load and the balance loss.
 struct Forward {
   at::Tensor logp, log_probs, mask, expert_load, balance_loss;  // log_probs [B, T, V] when asked
-  int64_t positions = 0, padding = 0;  // [B, L] positions run through the model, and how many are padding
+  int64_t positions = 0, padding = 0;  // positions run through the model, and how many of them are padding
 };
 
-Forward forward(model::TransformerImpl& m, const Rollouts& b, const std::vector<size_t>& rows,
-                bool with_logits, double balance_alpha, int64_t pad_id, double temperature,
-                const at::Device& dev) {
+at::Tensor to_device(std::vector<int64_t>& v, at::IntArrayRef shape, const at::Device& dev) {
+  return at::from_blob(v.data(), shape, at::TensorOptions().dtype(at::kLong)).to(dev, false, true);
+}
+
+// The hidden states [B, T, D] that predict each row's completion tokens, each row as prompt + completion
+// (padded to the longest).
+at::Tensor hidden_by_rows(model::TransformerImpl& m, const Rollouts& b, const std::vector<size_t>& rows,
+                          int64_t T, double balance_alpha, int64_t pad_id, const at::Device& dev,
+                          Forward& f) {
   const auto B = static_cast<int64_t>(rows.size());
-  int64_t L = 0, T = 0;
+  int64_t L = 0;
   for (size_t r : rows) {
     const auto& c = b.completions[r];
-    const auto P = static_cast<int64_t>(b.prompt_ids[static_cast<size_t>(c.prompt)].size());
-    L = std::max<int64_t>(L, P + static_cast<int64_t>(c.tokens.size()));
-    T = std::max<int64_t>(T, static_cast<int64_t>(c.tokens.size()));
+    L = std::max<int64_t>(
+        L, static_cast<int64_t>(b.prompt_ids[static_cast<size_t>(c.prompt)].size() + c.tokens.size()));
   }
-  T = std::max<int64_t>(T, 1);
-  Forward f;
   f.positions = B * L;
-  f.padding = B * L;
-  for (size_t r : rows)
-    f.padding -= static_cast<int64_t>(b.prompt_ids[static_cast<size_t>(b.completions[r].prompt)].size() +
-                                      b.completions[r].tokens.size());
   std::vector<int64_t> ids(static_cast<size_t>(B * L), pad_id), attn(static_cast<size_t>(B * L), 0);
-  std::vector<int64_t> pos(static_cast<size_t>(B * T), 0), tgt(static_cast<size_t>(B * T), 0);
-  std::vector<float> mask(static_cast<size_t>(B * T), 0.0f);
+  std::vector<int64_t> pos(static_cast<size_t>(B * T), 0);
   for (int64_t i = 0; i < B; ++i) {
     const auto& c = b.completions[rows[static_cast<size_t>(i)]];
     const auto& p = b.prompt_ids[static_cast<size_t>(c.prompt)];
@@ -51,33 +50,106 @@ Forward forward(model::TransformerImpl& m, const Rollouts& b, const std::vector<
       ids[static_cast<size_t>(i * L + P) + t] = c.tokens[t];
     for (int64_t t = 0; t < P + static_cast<int64_t>(c.tokens.size()); ++t)
       attn[static_cast<size_t>(i * L + t)] = 1;
-    for (int64_t t = 0; t < T; ++t) {
-      const bool in = t < static_cast<int64_t>(c.tokens.size());
+    for (int64_t t = 0; t < T; ++t)
       pos[static_cast<size_t>(i * T + t)] = std::min(L - 1, P - 1 + t);
-      tgt[static_cast<size_t>(i * T + t)] = in ? c.tokens[static_cast<size_t>(t)] : 0;
-      mask[static_cast<size_t>(i * T + t)] = in ? 1.0f : 0.0f;
-    }
   }
-  auto long_opts = at::TensorOptions().dtype(at::kLong);
-  at::Tensor input = at::from_blob(ids.data(), {B, L}, long_opts).to(dev, false, true);
-  at::Tensor am = at::from_blob(attn.data(), {B, L}, long_opts).to(dev, false, true);
-  at::Tensor gather = at::from_blob(pos.data(), {B, T}, long_opts).to(dev, false, true);
-  at::Tensor target = at::from_blob(tgt.data(), {B, T}, long_opts).to(dev, false, true);
-  f.mask = at::from_blob(mask.data(), {B, T}, at::TensorOptions().dtype(at::kFloat)).to(dev, false, true);
   model::ForwardInput in;
-  in.input_ids = input;
-  in.attention_mask = am;
+  in.input_ids = to_device(ids, {B, L}, dev);
+  in.attention_mask = to_device(attn, {B, L}, dev);
   in.compute_logits = false;
   in.balance_alpha = balance_alpha;
   model::ForwardOutput out = m.forward(in);
-  at::Tensor h = out.hidden.gather(1, gather.unsqueeze(-1).expand({B, T, out.hidden.size(2)}));
-  at::Tensor logits = m.logits(h);
-  // One log-softmax over the vocabulary serves the tokens' log-probabilities and, when asked, the entropy.
-  const at::Tensor log_probs = tempered_log_softmax(logits, temperature);
-  f.logp = log_probs.gather(-1, target.unsqueeze(-1)).squeeze(-1);
-  if (with_logits) f.log_probs = log_probs;
   f.expert_load = out.expert_load;
   f.balance_loss = out.balance_loss;
+  const at::Tensor gather = to_device(pos, {B, T}, dev);
+  return out.hidden.gather(1, gather.unsqueeze(-1).expand({B, T, out.hidden.size(2)}));
+}
+
+// The same states with each prompt run once for all its rows in `rows` (forward_prefix_batch): the rows'
+// completions without their last token continue it.
+at::Tensor hidden_by_prompts(model::TransformerImpl& m, const Rollouts& b, const std::vector<size_t>& rows,
+                             int64_t T, int64_t pad_id, const at::Device& dev, Forward& f) {
+  const auto B = static_cast<int64_t>(rows.size());
+  std::vector<int64_t> prompts, prefix_of;  // the distinct prompts in order of first use; each row's
+  for (size_t r : rows) {
+    const int64_t p = b.completions[r].prompt;
+    const auto it = std::find(prompts.begin(), prompts.end(), p);
+    prefix_of.push_back(it - prompts.begin());
+    if (it == prompts.end()) prompts.push_back(p);
+  }
+  const auto P = static_cast<int64_t>(prompts.size());
+  int64_t Lp = 0;
+  for (int64_t p : prompts)
+    Lp = std::max<int64_t>(Lp, static_cast<int64_t>(b.prompt_ids[static_cast<size_t>(p)].size()));
+  const int64_t Ls = T - 1;
+  std::vector<int64_t> pids(static_cast<size_t>(P * Lp), pad_id), pmask(static_cast<size_t>(P * Lp), 0);
+  std::vector<int64_t> sids(static_cast<size_t>(B * Ls), pad_id), smask(static_cast<size_t>(B * Ls), 0);
+  int64_t real = 0;
+  for (int64_t i = 0; i < P; ++i) {
+    const auto& p = b.prompt_ids[static_cast<size_t>(prompts[static_cast<size_t>(i)])];
+    for (size_t t = 0; t < p.size(); ++t) {
+      pids[static_cast<size_t>(i * Lp) + t] = p[t];
+      pmask[static_cast<size_t>(i * Lp) + t] = 1;
+    }
+    real += static_cast<int64_t>(p.size());
+  }
+  for (int64_t i = 0; i < B; ++i) {
+    const auto& c = b.completions[rows[static_cast<size_t>(i)]];
+    const auto n = static_cast<int64_t>(c.tokens.size()) - 1;
+    for (int64_t t = 0; t < n; ++t) {
+      sids[static_cast<size_t>(i * Ls + t)] = c.tokens[static_cast<size_t>(t)];
+      smask[static_cast<size_t>(i * Ls + t)] = 1;
+    }
+    real += std::max<int64_t>(n, 0);
+  }
+  f.positions = P * Lp + B * Ls;
+  f.padding = f.positions - real;
+  model::PrefixBatchInput in;
+  in.prefix_ids = to_device(pids, {P, Lp}, dev);
+  in.prefix_mask = to_device(pmask, {P, Lp}, dev);
+  in.suffix_ids = to_device(sids, {B, Ls}, dev);
+  in.suffix_mask = to_device(smask, {B, Ls}, dev);
+  in.prefix_of = to_device(prefix_of, {B}, dev);
+  model::ForwardOutput out = m.forward_prefix_batch(in);
+  f.expert_load = out.expert_load;
+  return out.hidden;  // [B, 1 + Ls, D] = [B, T, D]
+}
+
+Forward forward(model::TransformerImpl& m, const Rollouts& b, const std::vector<size_t>& rows,
+                bool with_logits, double balance_alpha, int64_t pad_id, double temperature,
+                const at::Device& dev) {
+  const auto B = static_cast<int64_t>(rows.size());
+  int64_t T = 1, real = 0;
+  for (size_t r : rows) {
+    const auto& c = b.completions[r];
+    T = std::max<int64_t>(T, static_cast<int64_t>(c.tokens.size()));
+    real += static_cast<int64_t>(b.prompt_ids[static_cast<size_t>(c.prompt)].size() + c.tokens.size());
+  }
+  std::vector<int64_t> tgt(static_cast<size_t>(B * T), 0);
+  std::vector<float> mask(static_cast<size_t>(B * T), 0.0f);
+  for (int64_t i = 0; i < B; ++i) {
+    const auto& c = b.completions[rows[static_cast<size_t>(i)]];
+    for (size_t t = 0; t < c.tokens.size(); ++t) {
+      tgt[static_cast<size_t>(i * T) + t] = c.tokens[t];
+      mask[static_cast<size_t>(i * T) + t] = 1.0f;
+    }
+  }
+  Forward f;
+  // A prompt's G completions share its positions: run them once (not with the sequence-wise balance loss,
+  // whose sequences are whole rows).
+  at::Tensor h;
+  if (balance_alpha == 0 && T >= 2) {
+    h = hidden_by_prompts(m, b, rows, T, pad_id, dev, f);
+  } else {
+    h = hidden_by_rows(m, b, rows, T, balance_alpha, pad_id, dev, f);
+    f.padding = f.positions - real;
+  }
+  const at::Tensor target = to_device(tgt, {B, T}, dev);
+  f.mask = at::from_blob(mask.data(), {B, T}, at::TensorOptions().dtype(at::kFloat)).to(dev, false, true);
+  // One log-softmax over the vocabulary serves the tokens' log-probabilities and, when asked, the entropy.
+  const at::Tensor log_probs = tempered_log_softmax(m.logits(h), temperature);
+  f.logp = log_probs.gather(-1, target.unsqueeze(-1)).squeeze(-1);
+  if (with_logits) f.log_probs = log_probs;
   return f;
 }
 

@@ -19,6 +19,16 @@
 
 namespace aha::model {
 
+// Rows that share a prefix as one flat run of tokens (TransformerImpl::forward_prefix_batch): the first
+// prefixes x prefix_len tokens are the prefixes [P, Lp], the rest the suffixes [N, Ls]; suffix row n attends
+// to the keys of prefix prefix_of[n], then causally to its own.
+struct PrefixLayout {
+  int64_t prefixes = 0, prefix_len = 0, rows = 0, suffix_len = 0;
+  at::Tensor prefix_of;    // [N] int64 in [0, P)
+  at::Tensor prefix_mask;  // additive [P, 1, Lp, Lp]: causal over each prefix's tokens
+  at::Tensor suffix_mask;  // additive [N, 1, Ls, Lp + Ls]: the prefix's tokens, then causal over the suffix's
+};
+
 class MlaImpl : public torch::nn::Module {
  public:
   explicit MlaImpl(const ModelConfig& c);
@@ -26,6 +36,11 @@ class MlaImpl : public torch::nn::Module {
   // x [B, T, D]; cos/sin [B, T, dr/2]; mask additive [B, 1, T, T] in x's dtype (0 allowed, lowest() masked).
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                      const at::Tensor& mask, const Rope& rope);
+
+  // The same attention over a prefix batch: x [1, P Lp + N Ls, D], cos/sin [1, P Lp + N Ls, dr/2] (each
+  // token's own position). Each prefix's keys and values are computed once and read by all its rows.
+  at::Tensor forward_prefix(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                            const PrefixLayout& layout, const Rope& rope);
 
   // Absorbed form (decode): x [B, Tn, D] are the tokens at cache positions [start, start + Tn). Their latents
   // are written into `cache` [B, capacity, r + dr] (this layer's slice), then queries attend to positions [0,
@@ -49,6 +64,12 @@ class MlaImpl : public torch::nn::Module {
 
  private:
   at::Tensor queries(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const Rope& rope);
+  // Keys [B, H, T, dn + dr] and values [B, H, T, dv] of x [B, T, D].
+  std::pair<at::Tensor, at::Tensor> keys_values(const at::Tensor& x, const at::Tensor& cos,
+                                                const at::Tensor& sin, const Rope& rope);
+  // softmax_fp32(q k^T * scale + mask) v for q [B, H, Tq, .], k [B, H, Tk, .], v [B, H, Tk, dv]: [B, Tq, H
+  // dv].
+  at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask);
   int64_t heads_, dn_, dr_, dv_, r_;
   double scale_;
 };

@@ -42,6 +42,7 @@ struct MoeStats {
   double balance_alpha = 0.0;  // > 0: accumulate the sequence-wise balance loss
   at::Tensor token_mask;       // [B, T] (1 = token) for the balance loss; undefined: every position counts
   at::Tensor balance_loss;     // scalar, accumulated over layers when balance_alpha > 0
+  at::Tensor token_weight;     // [N] int64: how many tokens each of x's stands for in `load`; undefined: 1
 };
 
 // DeepSeek-V3's complementary sequence-wise balance loss of one layer, averaged over sequences:

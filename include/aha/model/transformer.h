@@ -27,9 +27,11 @@ namespace aha::model {
 class DecoderLayerImpl : public torch::nn::Module {
  public:
   DecoderLayerImpl(const ModelConfig& c, int64_t layer_index);
-  // h [B, T, D] -> [B, T, D]; `stats` is filled by MoE layers.
+  // h [B, T, D] -> [B, T, D]; `stats` is filled by MoE layers. With `prefix`, h is a prefix batch's flat
+  // run of tokens (mla.h) and `mask` is unused.
   at::Tensor forward(const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin,
-                     const at::Tensor& mask, const Rope& rope, MoeStats* stats = nullptr);
+                     const at::Tensor& mask, const Rope& rope, MoeStats* stats = nullptr,
+                     const PrefixLayout* prefix = nullptr);
 
   RMSNorm input_layernorm{nullptr};
   Mla self_attn{nullptr};
@@ -74,6 +76,14 @@ struct ForwardInput {
   bool compute_mtp = false;    // also run the multi-token-prediction modules (when the model has them)
 };
 
+// Rows that share a prefix (the G completions of one GRPO prompt), for forward_prefix_batch: each prefix
+// runs once and its keys and values serve every row that continues it.
+struct PrefixBatchInput {
+  at::Tensor prefix_ids, prefix_mask;  // [P, Lp] int64, right-padded (mask 1 = token; >= 1 token each)
+  at::Tensor suffix_ids, suffix_mask;  // [N, Ls] int64, right-padded; Ls >= 1
+  at::Tensor prefix_of;                // [N] int64: the prefix row n continues
+};
+
 struct ForwardOutput {
   at::Tensor logits;        // [B, T, V], in the model's dtype
   at::Tensor hidden;        // [B, T, D], after the final norm
@@ -89,6 +99,12 @@ class TransformerImpl : public torch::nn::Module {
   explicit TransformerImpl(const ModelConfig& c, bool with_mtp = true);
 
   ForwardOutput forward(const ForwardInput& in);
+  // forward() of the rows prefix + suffix without running a shared prefix once per row: the same values up
+  // to fp32 rounding, with (Lp + Ls) N positions cut to Lp P + Ls N. out.hidden [N, 1 + Ls, D] (after the
+  // final norm): index 0 is the state after the row's prefix (it predicts suffix token 0), 1 + t the state
+  // after suffix token t. out.expert_load counts a prefix token once per row that continues it and no
+  // padding. No logits, MTP or balance loss.
+  ForwardOutput forward_prefix_batch(const PrefixBatchInput& in);
 
   // Incremental decoding with the absorbed attention: runs `ids` [B, Tn] (token mask `mask` [B, Tn],
   // undefined: all real) after what `cache` holds, writes their latents into it, and returns their logits [B,
