@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "aha/core/error.h"
+#include "aha/core/host_memory.h"
 #include "aha/version.h"
 #include "commands.h"
 
@@ -18,6 +19,7 @@ void ConfigArgs::add_to(CLI::App& cmd) {
 }  // namespace aha::cli
 
 int main(int argc, char** argv) {
+  aha::core::keep_freed_host_memory();  // big tensors reuse freed memory instead of faulting in new pages
   CLI::App app{
       "aha: R1-Zero-style reinforcement learning (GRPO) of DeepSeek-V3-style models, natively on LibTorch"};
   app.set_version_flag("--version", std::string("aha ") + AHA_VERSION_STRING);
