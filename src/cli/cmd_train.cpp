@@ -43,24 +43,29 @@ void add_train_commands(CLI::App& app) {
   ta->config.add_to(*train);
   train->add_option("--resume", ta->resume, "continue the run in this directory from its newest checkpoint")
       ->check(CLI::ExistingDirectory);
-  train->callback([ta] {
+  auto profile_step = std::make_shared<int64_t>(0);
+  train
+      ->add_option("--profile-step", *profile_step,
+                   "write a Chrome trace of every operator of this step (1-based) to the run directory")
+      ->check(CLI::PositiveNumber);
+  train->callback([ta, profile_step] {
     Config c = run_config(*ta);
     if (!ta->resume.empty()) c.train.run_dir = ta->resume;
     setup_logging(c);
     rl::install_stop_handlers();
     reward::Registry registry;
     reward::register_builtins(registry);
-    rl::Trainer trainer(c, registry, {.resume = !ta->resume.empty()});
+    rl::Trainer trainer(c, registry, {.resume = !ta->resume.empty(), .profile_step = *profile_step});
     const rl::RunSummary s = trainer.run();
     if (s.rank != 0) return;  // rank 0 reports for a data-parallel run
     std::cout << "\n"
               << (s.stopped_early ? "stopped" : "finished") << " after " << s.steps << " steps in "
               << static_cast<int64_t>(s.seconds) << " s: " << s.run_dir << "\n";
-    if (s.before && s.after) {
+    if (s.before && s.after && s.after->prompts > 0) {
       std::printf("held-out accuracy (greedy, %lld prompts): before RL %s -> after RL %s (%+.1f points)\n",
                   static_cast<long long>(s.after->prompts), percent(s.before->accuracy).c_str(),
                   percent(s.after->accuracy).c_str(), 100 * (s.after->accuracy - s.before->accuracy));
-    } else if (s.after) {
+    } else if (s.after && s.after->prompts > 0) {
       std::printf("held-out accuracy (greedy, %lld prompts): %s\n", static_cast<long long>(s.after->prompts),
                   percent(s.after->accuracy).c_str());
     }

@@ -1,6 +1,7 @@
 #include "aha/rl/trainer.h"
 
 #include <ATen/ATen.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/cuda.h>
 #include <unistd.h>
 
@@ -312,7 +313,20 @@ RunSummary Trainer::run() {
       summary.stopped_early = true;
       break;
     }
-    Json m = step();
+    Json m;
+    if (s.step + 1 == s.opts.profile_step) {
+      std::string trace =
+          (fs::path(s.run_dir) / ("profile_step" + std::to_string(s.opts.profile_step))).string();
+      if (s.world->size() > 1) trace += ".rank" + std::to_string(s.world->rank());
+      trace += ".json";
+      {
+        torch::autograd::profiler::RecordProfile guard(trace);
+        m = step();
+      }
+      if (s.main()) log::info("operator profile of step ", s.opts.profile_step, ": ", trace);
+    } else {
+      m = step();
+    }
     if (s.step == s.cfg.train.steps) {
       EvalResult after = s.evaluate();
       summary.after = after;

@@ -277,6 +277,30 @@ TEST(Trainer, EntropyBonusEntersTheLossInEveryPolicyUpdate) {
   }
 }
 
+TEST(Trainer, ProfileStepWritesAChromeTraceOfThatStepOnly) {
+  const fs::path dir = temp_run("aha_trainer_profile");
+  fs::remove_all(dir);
+  Config c = one_step_run(dir.string());
+  c.train.steps = 2;
+  reward::Registry reg = builtins();
+  Trainer t(c, reg, {.console = false, .profile_step = 2});
+  t.run();
+  EXPECT_FALSE(fs::exists(dir / "profile_step1.json"));
+  const fs::path trace = dir / "profile_step2.json";
+  ASSERT_TRUE(fs::exists(trace));
+  const Json j = Json::parse(io::read_file(trace.string()));
+  int64_t matmuls = 0, backward = 0;
+  ASSERT_TRUE(j.is_array()) << "a Chrome trace: an array of events";
+  for (const Json& e : j) {
+    const std::string name = e.value("name", "");
+    matmuls += name == "aten::mm";
+    backward += name.starts_with("autograd::engine::evaluate_function");
+  }
+  EXPECT_GT(matmuls, 10) << "the rollout's and the update's matrix products";
+  EXPECT_GT(backward, 10) << "the update's backward";
+  fs::remove_all(dir);
+}
+
 TEST(Trainer, AStepWithNoGroupLeftLeavesOutTheFiguresOfTheTrainedBatch) {
   // A fresh model never writes the layout: with the format reward alone every group's rewards agree, dynamic
   // sampling keeps none, and nothing is trained. The step's metrics then hold what was drawn (reward,

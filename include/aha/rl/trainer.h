@@ -86,6 +86,9 @@ struct TrainerOptions {
   bool console = true;  // print a line per step (log.every) and progress bars
   bool eval_only =
       false;  // only the policy, prompts and rewards, for evaluate() (`aha eval`): no run directory
+  // > 0: this step (1-based) runs under the autograd profiler, and each rank writes a Chrome trace of every
+  // operator to <run_dir>/profile_step<N>[.rank<R>].json (open it in chrome://tracing or Perfetto).
+  int64_t profile_step = 0;
   // Called with each step's metrics (tests and embedding programs), on every rank.
   std::function<void(const Json&)> on_step;
   // Called after each evaluation with its result, and after each checkpoint with its directory (rank 0).
