@@ -4,29 +4,18 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "aha/core/error.h"
+#include "cpu_lanes.h"
 
 namespace aha::model {
 namespace {
 
-// The dot-product loops are compiled for AVX-512, AVX2 and the baseline, chosen at load time (GCC function
-// multi-versioning); elsewhere they are compiled once for the target.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define AHA_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define AHA_CPU_CLONES
-#endif
-
-// 16 independent partial sums per dot product: the loop vectorises without reassociating any one sum, and the
-// lanes are added in a fixed order, so the result does not depend on the instruction set's width.
-constexpr int64_t kLanes = 16;
-typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));
-
-#define AHA_LOAD_LANES(dst, src) std::memcpy(&(dst), (src), sizeof(Lanes))
+using kernels::exp_lanes;
+using kernels::kLanes;
+using kernels::Lanes;
 
 // y[t, j] = sum_i w[j, i] x[t, i] for C tokens t (x rows `ldx` apart, y rows `ldy` apart) and all `rows` rows
 // j of w [rows, in]: each row of w is loaded once for the C tokens, two rows at a time.
@@ -67,6 +56,31 @@ AHA_CPU_CLONES void rows_dot(const float* w, int64_t rows, int64_t in, const flo
       if (pair) y[t * ldy + j + 1] = s1;
     }
   }
+}
+
+[[gnu::always_inline]] inline void silu_mul_lanes(const Lanes& g, const Lanes& u, Lanes& h) {
+  h = -g;
+  exp_lanes(h);
+  h = g / (1.0f + h) * u;
+}
+
+// h[j] = silu(g[j]) u[j] for j < n (SiLU's exponentials as scalar std::exp calls were a third of an
+// expert's time).
+AHA_CPU_CLONES void silu_mul(const float* g, const float* u, float* h, int64_t n) {
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    Lanes gv, uv, hv;
+    AHA_LOAD_LANES(gv, g + j);
+    AHA_LOAD_LANES(uv, u + j);
+    silu_mul_lanes(gv, uv, hv);
+    std::memcpy(h + j, &hv, sizeof(Lanes));
+  }
+  if (j == n) return;
+  Lanes gv{}, uv{}, hv;
+  std::memcpy(&gv, g + j, static_cast<size_t>(n - j) * sizeof(float));
+  std::memcpy(&uv, u + j, static_cast<size_t>(n - j) * sizeof(float));
+  silu_mul_lanes(gv, uv, hv);
+  std::memcpy(h + j, &hv, static_cast<size_t>(n - j) * sizeof(float));
 }
 
 // y [c, rows] = x [c, in] w^T for any token count c, four tokens at a time.
@@ -155,10 +169,7 @@ void expert_outer(const float* gw, const float* dw, int64_t d, int64_t im, const
       outer<3>(w, rows, in, a, out);
     };
     run(gw, 2 * im, d, xt, gt);
-    for (int64_t j = 0; j < im * ld; ++j) {
-      const float g = gt[j];
-      ht[j] = g / (1.0f + std::exp(-g)) * gt[im * ld + j];
-    }
+    silu_mul(gt, gt + im * ld, ht, im * ld);
     run(dw, d, im, ht, yt);
     for (int64_t t = 0; t < cc; ++t)
       for (int64_t j = 0; j < d; ++j)
@@ -230,12 +241,8 @@ at::Tensor cpu_routed_experts(const at::Tensor& x, const at::Tensor& experts, co
         continue;
       }
       dot_rows(gwp + e * 2 * im * d, 2 * im, d, &xs[b * d], c, &gu[b * 2 * im]);
-      for (int64_t i = b; i < b + c; ++i) {
-        const float* g = &gu[i * 2 * im];
-        float* hr = &h[i * im];
-        for (int64_t j = 0; j < im; ++j)
-          hr[j] = g[j] / (1.0f + std::exp(-g[j])) * g[im + j];
-      }
+      for (int64_t i = b; i < b + c; ++i)
+        silu_mul(&gu[i * 2 * im], &gu[i * 2 * im + im], &h[i * im], im);
       dot_rows(dwp + e * d * im, d, im, &h[b * im], c, &ys[b * d]);
     }
   });

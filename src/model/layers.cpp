@@ -276,17 +276,14 @@ at::Tensor MlaImpl::forward_absorbed(const at::Tensor& x, const at::Tensor& cos,
   // batched matrix products over views, with no per-head copy of the cache.
   const at::Tensor seen = cache.slice(1, 0, end);  // [B, L, r + dr]
   const at::Tensor c_all = seen.slice(-1, 0, r_);  // [B, L, r]
-  const at::Tensor pe_all = seen.slice(-1, r_);    // [B, L, dr]
   const at::Tensor w = kv_b_proj->weight.view({heads_, dn_ + dv_, r_});
   const at::Tensor w_uk = w.slice(1, 0, dn_), w_uv = w.slice(1, dn_);  // [H, dn, r], [H, dv, r]
   // q~ = W_UK[h]^T q_nope, per head: [H, B*Tn, dn] x [H, dn, r].
   const at::Tensor q_nope = q.slice(-1, 0, dn_).permute({1, 0, 2, 3}).reshape({heads_, b * tn, dn_});
-  const at::Tensor q_latent =
-      at::bmm(q_nope, w_uk).view({heads_, b, tn, r_}).permute({1, 0, 2, 3}).reshape({b, heads_ * tn, r_});
-  const at::Tensor q_pe = q.slice(-1, dn_).reshape({b, heads_ * tn, dr_});
-  at::Tensor scores =
-      (at::bmm(q_latent, c_all.transpose(1, 2)) + at::bmm(q_pe, pe_all.transpose(1, 2))) * scale_;
-  scores = scores.view({b, heads_, tn, end});
+  const at::Tensor q_latent = at::bmm(q_nope, w_uk).view({heads_, b, tn, r_}).permute({1, 0, 2, 3});
+  // [q~, q_pe] against the cached [c_kv, k_pe] rows: both score terms in one product.
+  const at::Tensor q_all = at::cat({q_latent, q.slice(-1, dn_)}, -1).view({b, heads_ * tn, r_ + dr_});
+  at::Tensor scores = at::bmm(q_all, seen.transpose(1, 2)).mul_(scale_).view({b, heads_, tn, end});
   if (mask.defined()) scores = scores + mask;
   const at::Tensor p = at::softmax(scores, -1, at::kFloat).to(q.scalar_type()).view({b, heads_ * tn, end});
   const at::Tensor o_latent = at::bmm(p, c_all);  // [B, H*Tn, r]

@@ -7,6 +7,8 @@
 #include <optional>
 
 #include "aha/core/error.h"
+#include "aha/kernels/cpu_entropy.h"
+#include "aha/kernels/cpu_token_logprobs.h"
 
 namespace aha::rl {
 
@@ -222,13 +224,39 @@ at::Tensor tempered_log_softmax(const at::Tensor& logits, double temperature) {
 }
 
 at::Tensor entropy_of_log_probs(const at::Tensor& log_probs) {
+  // Without a gradient on the CPU (the logged entropy): one pass, no [..., V] temporaries.
+  if (kernels::cpu_entropy_supported(log_probs)) return kernels::cpu_entropy(log_probs);
   return -(log_probs.exp() * log_probs).sum(-1);
 }
 
-at::Tensor token_logprobs(const at::Tensor& logits, const at::Tensor& tokens, double temperature) {
+namespace {
+
+void check_token_shapes(const at::Tensor& logits, const at::Tensor& tokens) {
   AHA_CHECK(logits.dim() == 3 && tokens.dim() == 2 && logits.size(0) == tokens.size(0) &&
                 logits.size(1) == tokens.size(1),
             "token_logprobs: logits ", logits.sizes(), " and tokens ", tokens.sizes(), " do not match");
+}
+
+}  // namespace
+
+TokenLogprobs token_logprobs_and_entropy(const at::Tensor& logits, const at::Tensor& tokens,
+                                         double temperature) {
+  check_token_shapes(logits, tokens);
+  if (kernels::cpu_token_logprobs_supported(logits, tokens)) {
+    const kernels::TokenLogprobs k = kernels::cpu_token_logprobs(logits, tokens, temperature);
+    return {k.logp, k.entropy};
+  }
+  const at::Tensor log_probs = tempered_log_softmax(logits, temperature);
+  TokenLogprobs out{log_probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1), {}};
+  c10::NoGradGuard no_grad;
+  out.entropy = entropy_of_log_probs(log_probs.detach());
+  return out;
+}
+
+at::Tensor token_logprobs(const at::Tensor& logits, const at::Tensor& tokens, double temperature) {
+  check_token_shapes(logits, tokens);
+  if (kernels::cpu_token_logprobs_supported(logits, tokens))
+    return kernels::cpu_token_logprobs(logits, tokens, temperature).logp;
   return tempered_log_softmax(logits, temperature).gather(-1, tokens.unsqueeze(-1)).squeeze(-1);
 }
 

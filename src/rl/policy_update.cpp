@@ -13,11 +13,15 @@ namespace aha::rl {
 
 namespace {
 
+// What a forward computes beyond the tokens' log-probabilities: the entropy per position, and whether it
+// carries a gradient (the entropy bonus).
+enum class Entropy { none, logged, in_loss };
+
 // A teacher-forced forward of `m` over rows `rows` of the batch: log-probabilities [B, T] of their completion
-// tokens (T the longest completion), the mask, the log-softmax at the completion positions when asked, the
-// routed load and the balance loss.
+// tokens (T the longest completion), the mask, the entropy per position when asked, the routed load and the
+// balance loss.
 struct Forward {
-  at::Tensor logp, log_probs, mask, expert_load, balance_loss;  // log_probs [B, T, V] when asked
+  at::Tensor logp, entropy, mask, expert_load, balance_loss;  // entropy [B, T] when asked
   int64_t positions = 0, padding = 0;  // positions run through the model, and how many of them are padding
 };
 
@@ -116,7 +120,7 @@ at::Tensor hidden_by_prompts(model::TransformerImpl& m, const Rollouts& b, const
 }
 
 Forward forward(model::TransformerImpl& m, const Rollouts& b, const std::vector<size_t>& rows,
-                bool with_logits, double balance_alpha, int64_t pad_id, double temperature,
+                Entropy entropy, double balance_alpha, int64_t pad_id, double temperature,
                 const at::Device& dev) {
   const auto B = static_cast<int64_t>(rows.size());
   int64_t T = 1, real = 0;
@@ -146,10 +150,19 @@ Forward forward(model::TransformerImpl& m, const Rollouts& b, const std::vector<
   }
   const at::Tensor target = to_device(tgt, {B, T}, dev);
   f.mask = at::from_blob(mask.data(), {B, T}, at::TensorOptions().dtype(at::kFloat)).to(dev, false, true);
-  // One log-softmax over the vocabulary serves the tokens' log-probabilities and, when asked, the entropy.
-  const at::Tensor log_probs = tempered_log_softmax(m.logits(h), temperature);
-  f.logp = log_probs.gather(-1, target.unsqueeze(-1)).squeeze(-1);
-  if (with_logits) f.log_probs = log_probs;
+  const at::Tensor logits = m.logits(h);
+  if (entropy == Entropy::in_loss) {
+    // One log-softmax over the vocabulary serves the tokens' log-probabilities and the entropy's gradient.
+    const at::Tensor log_probs = tempered_log_softmax(logits, temperature);
+    f.logp = log_probs.gather(-1, target.unsqueeze(-1)).squeeze(-1);
+    f.entropy = entropy_of_log_probs(log_probs);
+  } else if (entropy == Entropy::logged) {
+    TokenLogprobs t = token_logprobs_and_entropy(logits, target, temperature);
+    f.logp = t.logp;
+    f.entropy = t.entropy;
+  } else {
+    f.logp = token_logprobs(logits, target, temperature);
+  }
   return f;
 }
 
@@ -195,8 +208,8 @@ UpdateStats policy_update(ParallelPolicy& pp, const Rollouts& batch, const Advan
   // inside the passes (the others pad with empty ones).
   const size_t micro_batches = pp.micro_batches((rows_in_loss.size() + mb - 1) / mb);
   const auto run = [&](model::TransformerImpl& m, const Rollouts& b, const std::vector<size_t>& rows,
-                       bool with_logits, double alpha) {
-    return forward(m, b, rows, with_logits, alpha, pad_id, o.temperature, policy.device);
+                       Entropy entropy, double alpha) {
+    return forward(m, b, rows, entropy, alpha, pad_id, o.temperature, policy.device);
   };
   const Rollouts padding = padding_batch(pad_id);
   // The advantages on the host once (read row by row below; no sync per row).
@@ -210,12 +223,12 @@ UpdateStats policy_update(ParallelPolicy& pp, const Rollouts& batch, const Advan
       const size_t start = k * mb;
       const bool last = k + 1 == micro_batches;
       if (start >= rows_in_loss.size()) {
-        Forward f = run(*policy.model, padding, {0}, false, o.balance_alpha);
+        Forward f = run(*policy.model, padding, {0}, Entropy::none, o.balance_alpha);
         at::Tensor loss = f.logp.sum() * 0.0;
         if (f.balance_loss.defined()) loss = loss + f.balance_loss * 0.0;
         if (with_ref) {
           c10::NoGradGuard no_grad;
-          run(*ref, padding, {0}, false, 0);
+          run(*ref, padding, {0}, Entropy::none, 0);
         }
         if (last) pp.arm(loss);
         loss.backward();
@@ -226,11 +239,14 @@ UpdateStats policy_update(ParallelPolicy& pp, const Rollouts& batch, const Advan
       std::vector<size_t> rows(
           rows_in_loss.begin() + static_cast<std::ptrdiff_t>(start),
           rows_in_loss.begin() + static_cast<std::ptrdiff_t>(std::min(rows_in_loss.size(), start + mb)));
-      Forward f = run(*policy.model, batch, rows, pass == 0 || o.loss.entropy_coef > 0, o.balance_alpha);
+      const Entropy entropy = o.loss.entropy_coef > 0 ? Entropy::in_loss
+                              : pass == 0             ? Entropy::logged
+                                                      : Entropy::none;
+      Forward f = run(*policy.model, batch, rows, entropy, o.balance_alpha);
       LossInput li;
       li.logp = f.logp;
       li.mask = f.mask;
-      if (o.loss.entropy_coef > 0) li.entropy = entropy_of_log_probs(f.log_probs);
+      if (entropy == Entropy::in_loss) li.entropy = f.entropy;
       {
         const auto B = static_cast<int64_t>(rows.size());
         const int64_t T = f.logp.size(1);
@@ -249,7 +265,7 @@ UpdateStats policy_update(ParallelPolicy& pp, const Rollouts& batch, const Advan
       s.forward_seconds += lap();
       if (with_ref) {
         c10::NoGradGuard no_grad;
-        li.ref_logp = run(*ref, batch, rows, false, 0).logp;
+        li.ref_logp = run(*ref, batch, rows, Entropy::none, 0).logp;
         s.ref_seconds += lap();
       }
       LossOutput lout = policy_loss(li, o.loss, adv.denominators);
@@ -270,13 +286,7 @@ UpdateStats policy_update(ParallelPolicy& pp, const Rollouts& batch, const Advan
         s.first_pass.kl += lout.stats.kl;
         s.first_pass.ratio += lout.stats.ratio;
         s.first_pass.tokens += lout.stats.tokens;
-        at::Tensor ent;
-        if (li.entropy.defined()) {
-          ent = li.entropy.detach();
-        } else {
-          c10::NoGradGuard no_grad;
-          ent = entropy_of_log_probs(f.log_probs.detach());
-        }
+        const at::Tensor ent = f.entropy.detach();
         s.entropy_sum += (ent * f.mask).sum().item<double>();
         at::Tensor load = f.expert_load.defined() ? f.expert_load.cpu() : at::Tensor();
         if (load.defined()) s.expert_load = s.expert_load.defined() ? s.expert_load + load : load;

@@ -1,6 +1,7 @@
 #include "aha/rollout/sampling.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 
@@ -39,7 +40,7 @@ Sampled sample_unfiltered_cpu(const at::Tensor& logp_in, const at::Tensor& probs
   const float* lp = logp.data_ptr<float>();
   int64_t* tok = tokens.data_ptr<int64_t>();
   float* out = logprobs.data_ptr<float>();
-  for (int64_t r = 0; r < b; ++r) {
+  const auto sample_row = [&](int64_t r) {
     const float* row = pp + r * v;
     double total = 0;
     for (int64_t i = 0; i < v; ++i)
@@ -57,7 +58,12 @@ Sampled sample_unfiltered_cpu(const at::Tensor& logp_in, const at::Tensor& probs
     if (row[chosen] <= 0) chosen = std::max_element(row, row + v) - row;
     tok[r] = chosen;
     out[r] = lp[r * v + chosen];
-  }
+  };
+  // Rows in parallel: each row's draw is one sequential pass, the same on any thread count.
+  at::parallel_for(0, b, 8, [&](int64_t lo, int64_t hi) {
+    for (int64_t r = lo; r < hi; ++r)
+      sample_row(r);
+  });
   return {tokens, logprobs};
 }
 
@@ -74,7 +80,7 @@ Sampled sample(const at::Tensor& logits_in, const SamplingParams& p, const std::
   }
   AHA_CHECK(static_cast<int64_t>(uniforms.size()) == b, "one uniform draw per row needed: ", b, " rows, ",
             uniforms.size(), " draws");
-  const at::Tensor logp = at::log_softmax(logits / p.temperature, -1);
+  const at::Tensor logp = at::log_softmax(p.temperature == 1 ? logits : logits / p.temperature, -1);
   at::Tensor probs = logp.exp();
   if (logits.device().is_cpu() && (p.top_k == 0 || p.top_k >= v) && p.min_p == 0 && p.top_p == 1)
     return sample_unfiltered_cpu(logp, probs, uniforms);

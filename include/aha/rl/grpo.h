@@ -112,6 +112,16 @@ at::Tensor entropy_of_log_probs(const at::Tensor& log_probs);
 // (log softmax(logits / T)[token], computed in float32; T = 0 is treated as 1, as the sampler records it).
 at::Tensor token_logprobs(const at::Tensor& logits, const at::Tensor& tokens, double temperature);
 
+// token_logprobs (differentiable) with the entropy of each position (without gradient) from the same logits:
+// on the CPU in fp32 one pass over each row of logits (kernels/cpu_token_logprobs.h), without a [B, T, V]
+// log-probability tensor.
+struct TokenLogprobs {
+  at::Tensor logp;     // [B, T]
+  at::Tensor entropy;  // [B, T], detached
+};
+TokenLogprobs token_logprobs_and_entropy(const at::Tensor& logits, const at::Tensor& tokens,
+                                         double temperature);
+
 // Entropy of softmax(logits / T) per position [B, T] (float32); differentiable when `with_grad`, otherwise
 // computed without autograd.
 at::Tensor token_entropy(const at::Tensor& logits, double temperature, bool with_grad = false);
