@@ -74,6 +74,14 @@ double lowest_value(at::ScalarType dtype) {
   }
 }
 
+// Every id in [0, vocab): the error names the range and the offending extremes.
+void check_token_ids(const at::Tensor& ids, int64_t vocab) {
+  const int64_t max_id = ids.numel() > 0 ? ids.max().item<int64_t>() : 0,
+                min_id = ids.numel() > 0 ? ids.min().item<int64_t>() : 0;
+  AHA_CHECK(min_id >= 0 && max_id < vocab, "token id out of range [0, ", vocab, "): min ", min_id, ", max ",
+            max_id);
+}
+
 at::Tensor causal_mask(const at::Tensor& attention_mask, int64_t batch, int64_t length, at::ScalarType dtype,
                        const at::Device& device) {
   const auto opts = at::TensorOptions().device(device);
@@ -105,10 +113,7 @@ ForwardOutput TransformerImpl::forward(const ForwardInput& in) {
   const int64_t b = in.input_ids.size(0), t = in.input_ids.size(1);
   const at::Device device = model->embed_tokens->weight.device();
   const at::Tensor ids = in.input_ids.to(device);
-  const int64_t max_id = t > 0 ? ids.max().item<int64_t>() : 0,
-                min_id = t > 0 ? ids.min().item<int64_t>() : 0;
-  AHA_CHECK(min_id >= 0 && max_id < config_.vocab_size, "token id out of range [0, ", config_.vocab_size,
-            "): min ", min_id, ", max ", max_id);
+  check_token_ids(ids, config_.vocab_size);
   const at::Tensor positions = in.position_ids.defined() ? in.position_ids.to(device)
                                                          : default_positions(in.attention_mask, b, t, device);
   auto [cos, sin] = rope_.cos_sin(positions);
@@ -194,9 +199,7 @@ ForwardOutput TransformerImpl::forward_prefix_batch(const PrefixBatchInput& in) 
   AHA_CHECK(pmin >= 0 && pmax < std::max<int64_t>(l.prefixes, 1),
             "forward_prefix_batch: prefix_of outside [0, ", l.prefixes, ")");
   const at::Tensor ids = at::cat({in.prefix_ids.to(lng).reshape({-1}), in.suffix_ids.to(lng).reshape({-1})});
-  const int64_t max_id = ids.max().item<int64_t>(), min_id = ids.min().item<int64_t>();
-  AHA_CHECK(min_id >= 0 && max_id < config_.vocab_size, "token id out of range [0, ", config_.vocab_size,
-            "): min ", min_id, ", max ", max_id);
+  check_token_ids(ids, config_.vocab_size);
   // Positions: a prefix from 0, a suffix after its prefix's tokens.
   const at::Tensor prefix_pos = (pmask.cumsum(1) - 1).clamp_min(0);
   const at::Tensor suffix_pos =
