@@ -4,6 +4,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -104,47 +105,64 @@ void dot_rows(const float* w, int64_t rows, int64_t in, const float* x, int64_t 
 }
 
 // Token-major GEMM for an expert with many tokens: yT [rows, ld] = w [rows, in] xT [in, ld], the tokens on
-// the vector lanes (NV vectors of 16 tokens, ld = 16 NV). Each output is one sequential sum over `in` (a
+// the vector lanes (NV vectors of 8 tokens, ld = 8 NV). Each output is one sequential sum over `in` (a
 // separate chain per lane: no horizontal sums, and the same result whatever the instruction set's width or
-// the thread count), R rows of w at a time, each weight broadcast to the lanes once.
+// the thread count), R rows of w at a time, each weight broadcast to the lanes once. Vectors of 8 tokens (not
+// 16): an expert's token count is rounded up to a multiple of 8, and on AVX-512 machines that split 512-bit
+// FMAs in two (AMD Zen 4) 8-float FMAs run at the same rate.
+constexpr int64_t kTokenLanes = 8;
+typedef float TokenLanes __attribute__((vector_size(kTokenLanes * sizeof(float))));
+
 template <int R, int NV>
-AHA_CPU_CLONES void rows_outer(const float* w, int64_t rows, int64_t in, const float* xt, float* yt) {
-  constexpr int64_t ld = NV * kLanes;
+AHA_CPU_CLONES void rows_outer(const float* w, int64_t rows, int64_t in, const float* xt, float* yt,
+                               const float* next) {
+  constexpr int64_t ld = NV * kTokenLanes;
   for (int64_t j = 0; j < rows; j += R) {
-    Lanes acc[R][NV];
+    TokenLanes acc[R][NV];
     for (int r = 0; r < R; ++r)
       for (int v = 0; v < NV; ++v)
-        acc[r][v] = Lanes{};
+        acc[r][v] = TokenLanes{};
+    // The weights are read once per call and at ~16 tokens per expert the products wait on memory: while
+    // these R rows are multiplied, the next R come in (at the end, the first R rows of `next`, the matrix
+    // the caller runs next, when given).
+    const float* ahead = j + 2 * R <= rows ? w + (j + R) * in : next;
     for (int64_t i = 0; i < in; ++i) {
-      Lanes xv[NV];
+      if (ahead && i % 16 == 0)
+        for (int r = 0; r < R; ++r)
+          __builtin_prefetch(ahead + r * in + i);
+      TokenLanes xv[NV];
       for (int v = 0; v < NV; ++v)
-        AHA_LOAD_LANES(xv[v], xt + i * ld + v * kLanes);
+        std::memcpy(&xv[v], xt + i * ld + v * kTokenLanes, sizeof(TokenLanes));
       for (int r = 0; r < R; ++r) {
-        const Lanes b = Lanes{} + w[(j + r) * in + i];
+        // A scalar times a vector: one broadcast load per weight. (`TokenLanes{} + w` compiled to an add to
+        // zero and a register broadcast per weight, slower than the FMAs themselves.)
+        const float b = w[(j + r) * in + i];
         for (int v = 0; v < NV; ++v)
           acc[r][v] += b * xv[v];
       }
     }
     for (int r = 0; r < R; ++r)
       for (int v = 0; v < NV; ++v)
-        std::memcpy(yt + (j + r) * ld + v * kLanes, &acc[r][v], sizeof(Lanes));
+        std::memcpy(yt + (j + r) * ld + v * kTokenLanes, &acc[r][v], sizeof(TokenLanes));
   }
 }
 
+// `next` (may be null): the matrix (at least 8 rows of `in`) to prefetch the start of at the end.
 template <int NV>
-void outer(const float* w, int64_t rows, int64_t in, const float* xt, float* yt) {
-  constexpr int R = NV == 1 ? 8 : 4;
+void outer(const float* w, int64_t rows, int64_t in, const float* xt, float* yt, const float* next) {
+  constexpr int R = 8;
   const int64_t body = rows / R * R;
-  rows_outer<R, NV>(w, body, in, xt, yt);
-  if (body < rows) rows_outer<1, NV>(w + body * in, rows - body, in, xt, yt + body * NV * kLanes);
+  rows_outer<R, NV>(w, body, in, xt, yt, body < rows ? nullptr : next);
+  if (body < rows)
+    rows_outer<1, NV>(w + body * in, rows - body, in, xt, yt + body * NV * kTokenLanes, nullptr);
 }
 
 // From this many tokens on, an expert runs token-major (rows_outer): at ~16 tokens per expert (128 rows
 // decoding with 4 of 32 experts) the dot-product loops' per-output horizontal sums cost as much as the
 // products.
 constexpr int64_t kOuterTokens = 8;
-// Tokens per token-major block: 3 vectors of 16.
-constexpr int64_t kOuterBlock = 3 * kLanes;
+// Tokens per token-major block: 3 vectors of 8 (with 8 rows at a time, 24 accumulators).
+constexpr int64_t kOuterBlock = 3 * kTokenLanes;
 
 // One expert's SwiGLU over c >= kOuterTokens gathered rows, token-major in blocks of up to kOuterBlock
 // tokens: x [c, d] in, y [c, d] out; `scratch` is reused across calls.
@@ -156,21 +174,24 @@ void expert_outer(const float* gw, const float* dw, int64_t d, int64_t im, const
   float* ht = gt + kOuterBlock * 2 * im;
   float* yt = ht + kOuterBlock * im;
   for (int64_t t0 = 0; t0 < c; t0 += kOuterBlock) {
-    const int64_t cc = std::min(kOuterBlock, c - t0), nv = (cc + kLanes - 1) / kLanes, ld = nv * kLanes;
+    const int64_t cc = std::min(kOuterBlock, c - t0), nv = (cc + kTokenLanes - 1) / kTokenLanes,
+                  ld = nv * kTokenLanes;
     for (int64_t i = 0; i < d; ++i) {
       for (int64_t t = 0; t < cc; ++t)
         xt[i * ld + t] = x[(t0 + t) * d + i];
       for (int64_t t = cc; t < ld; ++t)
         xt[i * ld + t] = 0.0f;
     }
-    const auto run = [&](const float* w, int64_t rows, int64_t in, const float* a, float* out) {
-      if (nv == 1) return outer<1>(w, rows, in, a, out);
-      if (nv == 2) return outer<2>(w, rows, in, a, out);
-      outer<3>(w, rows, in, a, out);
+    const auto run = [&](const float* w, int64_t rows, int64_t in, const float* a, float* out,
+                         const float* next) {
+      if (nv == 1) return outer<1>(w, rows, in, a, out, next);
+      if (nv == 2) return outer<2>(w, rows, in, a, out, next);
+      outer<3>(w, rows, in, a, out, next);
     };
-    run(gw, 2 * im, d, xt, gt);
+    const bool last = t0 + kOuterBlock >= c;
+    run(gw, 2 * im, d, xt, gt, dw);
     silu_mul(gt, gt + im * ld, ht, im * ld);
-    run(dw, d, im, ht, yt);
+    run(dw, d, im, ht, yt, last ? nullptr : gw);
     for (int64_t t = 0; t < cc; ++t)
       for (int64_t j = 0; j < d; ++j)
         y[(t0 + t) * d + j] = yt[j * ld + t];
@@ -230,9 +251,14 @@ at::Tensor cpu_routed_experts(const at::Tensor& x, const at::Tensor& experts, co
   const float* xp = xc.data_ptr<float>();
   const float* gwp = gw.data_ptr<float>();
   const float* dwp = dw.data_ptr<float>();
-  at::parallel_for(0, static_cast<int64_t>(active.size()), 1, [&](int64_t lo, int64_t hi) {
+  // The experts go to the threads largest first, each thread taking the next one when it is done: with a
+  // fixed split of the expert list, one thread can get a few more tokens' work than the other.
+  std::stable_sort(active.begin(), active.end(), [&](int64_t a, int64_t b) { return counts[a] > counts[b]; });
+  std::atomic<int64_t> next{0};
+  const auto n_active = static_cast<int64_t>(active.size());
+  at::parallel_for(0, std::min<int64_t>(at::get_num_threads(), n_active), 1, [&](int64_t, int64_t) {
     std::vector<float> scratch;
-    for (int64_t a = lo; a < hi; ++a) {
+    for (int64_t a = next++; a < n_active; a = next++) {
       const int64_t e = active[a], b = first[e], c = counts[e];
       for (int64_t i = b; i < b + c; ++i)
         std::memcpy(&xs[i * d], xp + token_at[i] * d, static_cast<size_t>(d) * sizeof(float));

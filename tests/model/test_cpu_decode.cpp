@@ -13,13 +13,14 @@
 
 namespace {
 
-// Experts of odd sizes (D = 40, Im = 24: neither a multiple of the kernel's 16 lanes) and a router over them.
+// Experts of odd sizes (D = 44, Im = 24: neither a multiple of the kernel's 16 lanes, and D not of its 8
+// weight rows at a time) and a router over them.
 struct RoutedExperts {
   aha::model::ModelConfig c;
   aha::model::Experts experts{nullptr};
   aha::model::Router router{nullptr};
   explicit RoutedExperts(int64_t seed) {
-    c.hidden_size = 40;
+    c.hidden_size = 44;
     c.moe_intermediate_size = 24;
     c.n_routed_experts = 8;
     c.n_group = 4;
@@ -35,7 +36,9 @@ struct RoutedExperts {
   }
 };
 
-// Token counts from one (an expert with a single token) to enough for 4-token blocks plus every remainder.
+// Token counts from one (an expert with a single token) to enough for 4-token blocks plus every remainder,
+// and to token-major blocks of 8, 16 and 24 tokens and more than one block per expert (80 tokens: ~30 per
+// expert).
 class CpuRoutedExperts : public ::testing::TestWithParam<int64_t> {};
 
 TEST_P(CpuRoutedExperts, EqualsTheAtenDispatch) {
@@ -54,7 +57,7 @@ TEST_P(CpuRoutedExperts, EqualsTheAtenDispatch) {
   EXPECT_TRUE(at::equal(load, want_load));
 }
 
-INSTANTIATE_TEST_SUITE_P(Tokens, CpuRoutedExperts, ::testing::Values(1, 2, 5, 16, 37));
+INSTANTIATE_TEST_SUITE_P(Tokens, CpuRoutedExperts, ::testing::Values(1, 2, 5, 16, 37, 80));
 
 TEST(CpuRoutedExpertsDispatch, InferenceModeTakesTheKernelWithTheSameResult) {
   RoutedExperts s(7);

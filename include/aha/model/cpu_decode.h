@@ -6,10 +6,13 @@
 // once (the tokens are few), so this kernel reads every active expert's gate_up and down rows once, for all
 // of its tokens at a time, with the experts spread over the intra-op threads (each streams its own experts,
 // no per-GEMM thread sync), and writes the weighted sum per token without temporaries beyond three small
-// buffers. An expert with 8 tokens or more runs token-major (the tokens on the vector lanes, 16 to 48 at a
-// time, each weight broadcast once): decoding 128 rows (~16 tokens per expert) the per-expert BLAS calls of
-// the ATen path ran at ~35 GFLOP/s per core, this at ~84 GFLOP/s on 2 threads with the gathers included
-// (1.8 ms per layer; tests/bench/bench_sampler: 3392 -> 4373 decode tok/s at batch 128).
+// buffers. An expert with 8 tokens or more runs token-major (the tokens on the vector lanes, 8 to 24 at a
+// time, each weight broadcast once, the next weight rows prefetched): decoding 128 rows (~16 tokens per
+// expert) the per-expert BLAS calls of the ATen path ran at ~35 GFLOP/s per core, this at ~84 GFLOP/s on 2
+// threads with the gathers included (1.8 ms per layer; tests/bench/bench_sampler: 3392 -> 4373 decode tok/s
+// at batch 128), then with broadcast loads, prefetching and largest-expert-first scheduling 1.1-1.5 ms per
+// layer (0.63-0.67x the time, same results to the bit). Memory bound: at ~16 tokens an expert's weights are
+// used 16 times per read.
 //
 // Must hold: equal to ExpertsImpl's ATen path up to fp32 rounding (tests/model/test_cpu_decode.cpp); the same
 // result whatever the thread count (each expert on one thread, the sum over a token's slots in slot order);
