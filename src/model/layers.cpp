@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <numbers>
+#include <utility>
+#include <vector>
 
 #include "aha/core/error.h"
 #include "aha/kernels/fp8_linear.h"
@@ -166,14 +168,12 @@ at::Tensor Rope::apply(const at::Tensor& x, const at::Tensor& cos32, const at::T
     sin = sin.unsqueeze(1);
   }
   const int64_t half = x.size(-1) / 2;
-  at::Tensor x1, x2;
-  if (interleave_) {
-    x1 = x.slice(-1, 0, x.size(-1), 2);
-    x2 = x.slice(-1, 1, x.size(-1), 2);
-  } else {
-    x1 = x.slice(-1, 0, half);
-    x2 = x.slice(-1, half);
-  }
+  // unbind/split, not two slices: their backward writes the incoming gradients into one tensor (a stack or a
+  // cat), where each slice's backward zero-fills a full-size gradient, copies its part in, and the two are
+  // added.
+  const std::vector<at::Tensor> parts =
+      interleave_ ? x.unflatten(-1, {half, 2}).unbind(-1) : x.split_with_sizes({half, half}, -1);
+  const at::Tensor &x1 = parts[0], &x2 = parts[1];
   return at::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1);
 }
 
@@ -204,23 +204,26 @@ at::Tensor MlaImpl::queries(const at::Tensor& x, const at::Tensor& cos, const at
   const at::Tensor q = (q_proj ? q_proj(x) : q_b_proj(q_a_layernorm(q_a_proj(x))))
                            .view({b, t, heads_, dn_ + dr_})
                            .transpose(1, 2);
-  return at::cat({q.slice(-1, 0, dn_), rope.apply(q.slice(-1, dn_), cos, sin)}, -1);  // [B, H, T, dn + dr]
+  const std::vector<at::Tensor> nope_pe = q.split_with_sizes({dn_, dr_}, -1);
+  return at::cat({nope_pe[0], rope.apply(nope_pe[1], cos, sin)}, -1);  // [B, H, T, dn + dr]
 }
 
 std::pair<at::Tensor, at::Tensor> MlaImpl::latent(const at::Tensor& x, const at::Tensor& cos,
                                                   const at::Tensor& sin, const Rope& rope) {
-  const at::Tensor a = kv_a_proj_with_mqa(x);  // [B, T, r + dr]
-  return {kv_a_layernorm(a.slice(-1, 0, r_)), rope.apply(a.slice(-1, r_), cos, sin)};
+  const std::vector<at::Tensor> a = kv_a_proj_with_mqa(x).split_with_sizes({r_, dr_}, -1);  // [B, T, r | dr]
+  return {kv_a_layernorm(a[0]), rope.apply(a[1], cos, sin)};
 }
 
 std::pair<at::Tensor, at::Tensor> MlaImpl::keys_values(const at::Tensor& x, const at::Tensor& cos,
                                                        const at::Tensor& sin, const Rope& rope) {
   const int64_t b = x.size(0), t = x.size(1);
   auto [c_kv, k_pe] = latent(x, cos, sin, rope);
-  const at::Tensor kv =
-      kv_b_proj(c_kv).view({b, t, heads_, dn_ + dv_}).transpose(1, 2);  // [B, H, T, dn + dv]
-  const at::Tensor k = at::cat({kv.slice(-1, 0, dn_), k_pe.unsqueeze(1).expand({b, heads_, t, dr_})}, -1);
-  return {k, kv.slice(-1, dn_)};
+  const std::vector<at::Tensor> kv = kv_b_proj(c_kv)
+                                         .view({b, t, heads_, dn_ + dv_})
+                                         .transpose(1, 2)
+                                         .split_with_sizes({dn_, dv_}, -1);  // [B, H, T, dn | dv]
+  const at::Tensor k = at::cat({kv[0], k_pe.unsqueeze(1).expand({b, heads_, t, dr_})}, -1);
+  return {k, kv[1]};
 }
 
 at::Tensor MlaImpl::attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -243,16 +246,16 @@ at::Tensor MlaImpl::forward_prefix(const at::Tensor& x, const at::Tensor& cos, c
   const int64_t split = l.prefixes * l.prefix_len;
   AHA_CHECK(x.dim() == 3 && x.size(0) == 1 && x.size(1) == split + l.rows * l.suffix_len,
             "forward_prefix: x must be [1, ", split + l.rows * l.suffix_len, ", D], got ", x.sizes());
-  const auto part = [&](const at::Tensor& t, int64_t begin, int64_t end, int64_t rows, int64_t len) {
-    return t.slice(1, begin, end).reshape({rows, len, t.size(-1)});
-  };
+  // The prefix rows and the suffix rows of a [1, total, .] tensor (a split: one gradient write back).
   const int64_t total = x.size(1);
-  const at::Tensor xp = part(x, 0, split, l.prefixes, l.prefix_len),
-                   xs = part(x, split, total, l.rows, l.suffix_len);
-  const at::Tensor cp = part(cos, 0, split, l.prefixes, l.prefix_len),
-                   cs = part(cos, split, total, l.rows, l.suffix_len);
-  const at::Tensor sp = part(sin, 0, split, l.prefixes, l.prefix_len),
-                   ss = part(sin, split, total, l.rows, l.suffix_len);
+  const auto parts = [&](const at::Tensor& t) {
+    const std::vector<at::Tensor> p = t.split_with_sizes({split, total - split}, 1);
+    return std::pair{p[0].reshape({l.prefixes, l.prefix_len, t.size(-1)}),
+                     p[1].reshape({l.rows, l.suffix_len, t.size(-1)})};
+  };
+  const auto [xp, xs] = parts(x);
+  const auto [cp, cs] = parts(cos);
+  const auto [sp, ss] = parts(sin);
   auto [kp, vp] = keys_values(xp, cp, sp, rope);  // [P, H, Lp, .]
   auto [ks, vs] = keys_values(xs, cs, ss, rope);  // [N, H, Ls, .]
   const at::Tensor out_p = attend(queries(xp, cp, sp, rope), kp, vp, l.prefix_mask);
