@@ -10,13 +10,15 @@
 
 #include "aha/core/error.h"
 #include "cpu_lanes.h"
+#include "cpu_swiglu.h"
+#include "expert_pairs.h"
 
 namespace aha::model {
 namespace {
 
-using kernels::exp_lanes;
 using kernels::kLanes;
 using kernels::Lanes;
+using kernels::silu_mul;
 
 // y[t, j] = sum_i w[j, i] x[t, i] for C tokens t (x rows `ldx` apart, y rows `ldy` apart) and all `rows` rows
 // j of w [rows, in]: each row of w is loaded once for the C tokens, two rows at a time.
@@ -57,31 +59,6 @@ AHA_CPU_CLONES void rows_dot(const float* w, int64_t rows, int64_t in, const flo
       if (pair) y[t * ldy + j + 1] = s1;
     }
   }
-}
-
-[[gnu::always_inline]] inline void silu_mul_lanes(const Lanes& g, const Lanes& u, Lanes& h) {
-  h = -g;
-  exp_lanes(h);
-  h = g / (1.0f + h) * u;
-}
-
-// h[j] = silu(g[j]) u[j] for j < n (SiLU's exponentials as scalar std::exp calls were a third of an
-// expert's time).
-AHA_CPU_CLONES void silu_mul(const float* g, const float* u, float* h, int64_t n) {
-  int64_t j = 0;
-  for (; j + kLanes <= n; j += kLanes) {
-    Lanes gv, uv, hv;
-    AHA_LOAD_LANES(gv, g + j);
-    AHA_LOAD_LANES(uv, u + j);
-    silu_mul_lanes(gv, uv, hv);
-    std::memcpy(h + j, &hv, sizeof(Lanes));
-  }
-  if (j == n) return;
-  Lanes gv{}, uv{}, hv;
-  std::memcpy(&gv, g + j, static_cast<size_t>(n - j) * sizeof(float));
-  std::memcpy(&uv, u + j, static_cast<size_t>(n - j) * sizeof(float));
-  silu_mul_lanes(gv, uv, hv);
-  std::memcpy(h + j, &hv, static_cast<size_t>(n - j) * sizeof(float));
 }
 
 // y [c, rows] = x [c, in] w^T for any token count c, four tokens at a time.
@@ -221,29 +198,11 @@ at::Tensor cpu_routed_experts(const at::Tensor& x, const at::Tensor& experts, co
   const int64_t n = x.size(0), k = experts.size(1), d = x.size(1), count = gate_up.size(0), im = down.size(2);
   const int64_t pairs = n * k;
   const at::Tensor xc = x.contiguous(), gw = gate_up.contiguous(), dw = down.contiguous();
-  const at::Tensor ids = experts.cpu().contiguous(), w = weights.cpu().to(at::kFloat).contiguous();
-  const int64_t* id = ids.data_ptr<int64_t>();
-
-  // Counting sort of the (token, slot) pairs by expert: expert e owns sorted positions [first[e],
-  // first[e+1]).
-  std::vector<int64_t> first(static_cast<size_t>(count) + 1, 0);
-  for (int64_t p = 0; p < pairs; ++p) {
-    AHA_CHECK(id[p] >= 0 && id[p] < count, "cpu_routed_experts: expert id ", id[p], " outside [0, ", count,
-              ")");
-    ++first[id[p] + 1];
-  }
-  std::vector<int64_t> counts(first.begin() + 1, first.end()), active;
-  for (int64_t e = 0; e < count; ++e) {
-    if (counts[e] > 0) active.push_back(e);
-    first[e + 1] += first[e];
-  }
-  std::vector<int64_t> position(static_cast<size_t>(pairs)), token_at(static_cast<size_t>(pairs));
-  std::vector<int64_t> fill(first.begin(), first.end() - 1);
-  for (int64_t p = 0; p < pairs; ++p) {
-    const int64_t at = fill[id[p]]++;
-    position[p] = at;
-    token_at[at] = p / k;
-  }
+  const at::Tensor w = weights.cpu().to(at::kFloat).contiguous();
+  const ExpertPairs sorted = sort_expert_pairs(experts, count, "cpu_routed_experts");
+  const std::vector<int64_t>&first = sorted.first, &counts = sorted.counts, &position = sorted.position,
+        &token_at = sorted.token_at;
+  std::vector<int64_t> active = sorted.active;
 
   // Sorted-pair buffers: gathered inputs, gate|up outputs, activations, expert outputs.
   std::vector<float> xs(static_cast<size_t>(pairs * d)), gu(static_cast<size_t>(pairs * 2 * im)),
@@ -286,8 +245,36 @@ at::Tensor cpu_routed_experts(const at::Tensor& x, const at::Tensor& experts, co
         row[j] += y[j] * weight;
     }
   }
-  if (load) *load += at::from_blob(counts.data(), {count}, at::kLong).to(load->device());
+  if (load) *load += at::tensor(counts, at::kLong).to(load->device());
   return out;
+}
+
+ExpertPairs sort_expert_pairs(const at::Tensor& experts, int64_t count, const char* who) {
+  const at::Tensor ids = experts.cpu().contiguous();
+  const int64_t* id = ids.data_ptr<int64_t>();
+  ExpertPairs s;
+  s.tokens = experts.size(0);
+  s.k = experts.size(1);
+  const int64_t pairs = s.tokens * s.k;
+  s.first.assign(static_cast<size_t>(count) + 1, 0);
+  for (int64_t p = 0; p < pairs; ++p) {
+    AHA_CHECK(id[p] >= 0 && id[p] < count, who, ": expert id ", id[p], " outside [0, ", count, ")");
+    ++s.first[id[p] + 1];
+  }
+  s.counts.assign(s.first.begin() + 1, s.first.end());
+  for (int64_t e = 0; e < count; ++e) {
+    if (s.counts[e] > 0) s.active.push_back(e);
+    s.first[e + 1] += s.first[e];
+  }
+  s.position.resize(static_cast<size_t>(pairs));
+  s.token_at.resize(static_cast<size_t>(pairs));
+  std::vector<int64_t> fill(s.first.begin(), s.first.end() - 1);
+  for (int64_t p = 0; p < pairs; ++p) {
+    const int64_t at = fill[id[p]]++;
+    s.position[p] = at;
+    s.token_at[at] = p / s.k;
+  }
+  return s;
 }
 
 }  // namespace aha::model

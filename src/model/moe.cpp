@@ -8,6 +8,7 @@
 #include "aha/core/error.h"
 #include "aha/kernels/fp8_grouped_linear.h"
 #include "aha/model/cpu_decode.h"
+#include "aha/model/cpu_experts_grad.h"
 #include "aha/model/expert_parallel.h"
 
 namespace aha::model {
@@ -58,11 +59,19 @@ ExpertsImpl::ExpertsImpl(int64_t experts, int64_t hidden, int64_t intermediate) 
 }
 
 at::Tensor ExpertsImpl::forward(const at::Tensor& x, const Routing& routing, at::Tensor* load) {
-  // Inference on the CPU (no autograd): one kernel runs each active expert's tokens on one thread, instead of
-  // a dozen operators per expert (cpu_decode.h), whatever the token count (a decode step or a prefill).
-  if (!comm_ && !fp8_ && c10::InferenceMode::is_enabled() &&
-      cpu_routed_experts_supported(x, gate_up_proj, down_proj))
-    return cpu_routed_experts(x, routing.experts, routing.weights, gate_up_proj, down_proj, load);
+  if (!comm_ && !fp8_ && cpu_routed_experts_supported(x, gate_up_proj, down_proj) &&
+      routing.weights.scalar_type() == at::kFloat) {
+    // Inference on the CPU (no autograd): one kernel runs each active expert's tokens on one thread, instead
+    // of a dozen operators per expert (cpu_decode.h), whatever the token count (a decode step or a prefill).
+    if (c10::InferenceMode::is_enabled())
+      return cpu_routed_experts(x, routing.experts, routing.weights, gate_up_proj, down_proj, load);
+    // Training (and no-grad evaluation) on the CPU: one autograd function (cpu_experts_grad.h).
+    return cpu_routed_experts_grad(x, routing.experts, routing.weights, gate_up_proj, down_proj, load);
+  }
+  return forward_aten(x, routing, load);
+}
+
+at::Tensor ExpertsImpl::forward_aten(const at::Tensor& x, const Routing& routing, at::Tensor* load) {
   const ExpertDispatch d = dispatch(x, routing, experts_, comm_.get(), load);
   return combine(run_local(d.rows, d.counts), d, x, comm_.get());
 }

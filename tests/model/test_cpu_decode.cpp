@@ -47,7 +47,7 @@ TEST_P(CpuRoutedExperts, EqualsTheAtenDispatch) {
   const at::Tensor x = at::randn({tokens, s.c.hidden_size});
   const auto routing = s.router(x);
   at::Tensor want_load = at::zeros({s.c.n_routed_experts}, at::kLong);
-  const at::Tensor want = s.experts(x, routing, &want_load).detach();  // grad mode: the ATen path
+  const at::Tensor want = s.experts->forward_aten(x, routing, &want_load).detach();
   at::Tensor load = at::zeros({s.c.n_routed_experts}, at::kLong);
   const at::Tensor got =
       aha::model::cpu_routed_experts(x, routing.experts, routing.weights, s.experts->gate_up_proj.detach(),
@@ -63,7 +63,7 @@ TEST(CpuRoutedExpertsDispatch, InferenceModeTakesTheKernelWithTheSameResult) {
   RoutedExperts s(7);
   const at::Tensor x = at::randn({16, s.c.hidden_size});
   const auto routing = s.router(x);
-  const at::Tensor want = s.experts(x, routing).detach();
+  const at::Tensor want = s.experts->forward_aten(x, routing).detach();
   at::Tensor got, direct;
   {
     c10::InferenceMode guard;

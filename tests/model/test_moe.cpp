@@ -36,11 +36,12 @@ at::Tensor reference(const aha::model::ExpertsImpl& e, const at::Tensor& x, cons
   return at::stack(rows);
 }
 
-// 37 tokens take the per-expert path (few tokens per expert), 300 the grouped GEMM.
-class MoeDispatch : public ::testing::TestWithParam<int64_t> {};
+// forward() (on the CPU in float32: the autograd kernel of cpu_experts_grad.h) and forward_aten() (37 tokens
+// take the per-expert GEMMs, 300 the grouped GEMM).
+class MoeDispatch : public ::testing::TestWithParam<std::tuple<int64_t, bool>> {};
 
 TEST_P(MoeDispatch, EqualsPerTokenReferenceWithGradients) {
-  const int64_t tokens = GetParam();
+  const auto [tokens, aten] = GetParam();
   at::manual_seed(3);
   const auto c = tiny();
   aha::model::Experts experts(c.n_routed_experts, c.hidden_size, c.moe_intermediate_size);
@@ -52,28 +53,32 @@ TEST_P(MoeDispatch, EqualsPerTokenReferenceWithGradients) {
     router->weight.normal_(0, 1);
     router->e_score_correction_bias.normal_(0, 0.1);
   }
-  const at::Tensor x = at::randn({tokens, c.hidden_size});
+  const at::Tensor x = at::randn({tokens, c.hidden_size}).requires_grad_();
   const auto routing = router(x);
+  const auto run = [&](const at::Tensor& input, const aha::model::Routing& r, at::Tensor* load) {
+    return aten ? experts->forward_aten(input, r, load) : experts(input, r, load);
+  };
   at::Tensor load = at::zeros({c.n_routed_experts}, at::kLong);
-  const at::Tensor got = experts(x, routing, &load);
+  const at::Tensor got = run(x, routing, &load);
   EXPECT_EQ(load.sum().item<int64_t>(), tokens * 3);
   const at::Tensor upstream = at::randn_like(got);
-  const auto grads =
-      torch::autograd::grad({(got * upstream).sum()}, {experts->gate_up_proj, experts->down_proj});
+  const std::vector<at::Tensor> wrt{experts->gate_up_proj, experts->down_proj, x, router->weight};
+  // The routing graph is shared with the reference below: keep it.
+  const auto grads = torch::autograd::grad({(got * upstream).sum()}, wrt, {}, /*retain_graph=*/true);
   const at::Tensor want = reference(*experts, x, routing);
-  const auto want_grads =
-      torch::autograd::grad({(want * upstream).sum()}, {experts->gate_up_proj, experts->down_proj});
+  const auto want_grads = torch::autograd::grad({(want * upstream).sum()}, wrt);
   EXPECT_LE((got - want).abs().max().item<double>(), 1e-5);
   // Gradients sum over every token of an expert: compare relative to their size.
-  for (int i = 0; i < 2; ++i) {
+  for (size_t i = 0; i < wrt.size(); ++i) {
     const double scale = want_grads[i].abs().max().item<double>();
     EXPECT_LE((grads[i] - want_grads[i]).abs().max().item<double>(), 1e-6 * std::max(1.0, scale) * 10) << i;
   }
   // A plain sum sends an expanded gradient; the dispatch must accept it.
-  EXPECT_NO_THROW(experts(x, router(x)).sum().backward());
+  EXPECT_NO_THROW(run(x, router(x), nullptr).sum().backward());
 }
 
-INSTANTIATE_TEST_SUITE_P(Paths, MoeDispatch, ::testing::Values(37, 300));
+INSTANTIATE_TEST_SUITE_P(Paths, MoeDispatch,
+                         ::testing::Combine(::testing::Values(37, 300), ::testing::Values(false, true)));
 
 TEST(Moe, RouterFollowsTheGroupLimitAndTheUnbiasedScores) {
   const auto c = tiny();

@@ -74,6 +74,9 @@ class ExpertsImpl : public torch::nn::Module {
   // x [N, D], routing of each token -> [N, D]; adds per-expert token counts into `load` [E] (int64) when
   // defined.
   at::Tensor forward(const at::Tensor& x, const Routing& routing, at::Tensor* load = nullptr);
+  // forward() through ATen operators only (dispatch, grouped GEMMs, combine), on any device: what the CPU
+  // float32 kernels forward() takes instead (cpu_decode.h, cpu_experts_grad.h) are tested against.
+  at::Tensor forward_aten(const at::Tensor& x, const Routing& routing, at::Tensor* load = nullptr);
   // The local experts on `rows` [M, D] grouped by local expert (`counts` rows each) -> [M, D].
   at::Tensor run_local(const at::Tensor& rows, const std::vector<int64_t>& counts);
 

@@ -1,0 +1,25 @@
+// The (token, slot) pairs of a routing sorted by expert, on the host: what the CPU experts kernels
+// (cpu_decode.cpp, cpu_experts_grad.cpp) share. Private to src/model.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace aha::model {
+
+struct ExpertPairs {
+  int64_t tokens = 0, k = 0;      // N tokens with K slots each: pair p = t K + s
+  std::vector<int64_t> first;     // [E + 1]: expert e owns sorted positions [first[e], first[e + 1])
+  std::vector<int64_t> counts;    // [E]: pairs per expert
+  std::vector<int64_t> active;    // the experts with pairs, in expert order
+  std::vector<int64_t> position;  // [N K]: sorted position of pair p
+  std::vector<int64_t> token_at;  // [N K]: token of the pair at each sorted position
+};
+
+// Counting sort (stable: a token's pairs for one expert keep token order) of experts [N, K] (int64, any
+// device) over `count` experts; `who` names the caller in the error for an id outside [0, count).
+ExpertPairs sort_expert_pairs(const at::Tensor& experts, int64_t count, const char* who);
+
+}  // namespace aha::model
