@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -246,6 +247,131 @@ at::Tensor cpu_routed_experts(const at::Tensor& x, const at::Tensor& experts, co
     }
   }
   if (load) *load += at::tensor(counts, at::kLong).to(load->device());
+  return out;
+}
+
+bool cpu_latent_attention_supported(const at::Tensor& q, const at::Tensor& cache, const at::Tensor& mask) {
+  for (const at::Tensor* t : {&q, &cache, &mask})
+    if (!t->defined() || !t->device().is_cpu() || t->scalar_type() != at::kFloat) return false;
+  return q.dim() == 3 && cache.dim() == 3 && mask.dim() == 2 && cache.size(0) == q.size(0) &&
+         cache.size(2) == q.size(2) && cache.stride(2) == 1 && cache.stride(1) == cache.size(2) &&
+         mask.size(0) == q.size(0);
+}
+
+namespace {
+
+// s[h] = sum_k q[h * R + k] c[k] for `heads` (<= 4) heads: one pass over c for all of them.
+template <int H>
+AHA_CPU_CLONES void heads_dot(const float* q, int64_t R, const float* c, float* s) {
+  Lanes acc[H];
+  for (int h = 0; h < H; ++h)
+    acc[h] = Lanes{};
+  int64_t k = 0;
+  for (; k + kLanes <= R; k += kLanes) {
+    Lanes cv;
+    AHA_LOAD_LANES(cv, c + k);
+    for (int h = 0; h < H; ++h) {
+      Lanes qv;
+      AHA_LOAD_LANES(qv, q + h * R + k);
+      acc[h] += qv * cv;
+    }
+  }
+  if (k < R) {
+    Lanes cv{};
+    std::memcpy(&cv, c + k, static_cast<size_t>(R - k) * sizeof(float));
+    for (int h = 0; h < H; ++h) {
+      Lanes qv{};
+      std::memcpy(&qv, q + h * R + k, static_cast<size_t>(R - k) * sizeof(float));
+      acc[h] += qv * cv;
+    }
+  }
+  for (int h = 0; h < H; ++h)
+    s[h] = kernels::sum_lanes(acc[h]);
+}
+
+// o[j] = sum_l p[l] c[l * R + j] for j < r, up to 8 vectors of o at a time.
+AHA_CPU_CLONES void weighted_rows(const float* p, int64_t L, const float* c, int64_t R, int64_t r, float* o) {
+  constexpr int64_t kChunk = 8 * kLanes;
+  for (int64_t j0 = 0; j0 < r; j0 += kChunk) {
+    const int64_t width = std::min(kChunk, r - j0), full = width / kLanes, tail = width % kLanes;
+    Lanes acc[8];
+    for (int v = 0; v < 8; ++v)
+      acc[v] = Lanes{};
+    for (int64_t l = 0; l < L; ++l) {
+      const float w = p[l];
+      const float* row = c + l * R + j0;
+      for (int64_t v = 0; v < full; ++v) {
+        Lanes x;
+        AHA_LOAD_LANES(x, row + v * kLanes);
+        acc[v] += w * x;
+      }
+      if (tail) {
+        Lanes x{};
+        std::memcpy(&x, row + full * kLanes, static_cast<size_t>(tail) * sizeof(float));
+        acc[full] += w * x;
+      }
+    }
+    std::memcpy(o + j0, acc, static_cast<size_t>(width) * sizeof(float));
+  }
+}
+
+}  // namespace
+
+at::Tensor cpu_latent_attention(const at::Tensor& q_in, const at::Tensor& cache, int64_t length,
+                                const at::Tensor& mask_in, double scale, int64_t r) {
+  AHA_CHECK(
+      cpu_latent_attention_supported(q_in, cache, mask_in) && length >= 1 && length <= cache.size(1) &&
+          mask_in.size(1) == length && r >= 1 && r <= q_in.size(2),
+      "cpu_latent_attention: needs CPU float32 q [B, H, R], cache [B, >= L, R] with contiguous rows, mask "
+      "[B, L], 1 <= r <= R; got q ",
+      q_in.sizes(), ", cache ", cache.sizes(), ", mask ", mask_in.sizes(), ", L ", length, ", r ", r);
+  const at::Tensor q = q_in.contiguous(), mask = mask_in.contiguous();
+  const int64_t b = q.size(0), heads = q.size(1), R = q.size(2), L = length;
+  at::Tensor out = at::empty({b, heads, r}, q.options());
+  const float* qp = q.data_ptr<float>();
+  const float* cp = cache.data_ptr<float>();
+  const float* mp = mask.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  const int64_t row_stride = cache.stride(0);
+  const auto fscale = static_cast<float>(scale);
+  at::parallel_for(0, b, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<float> scores(static_cast<size_t>(heads * L)), s4(4);
+    for (int64_t row = lo; row < hi; ++row) {
+      const float* qb = qp + row * heads * R;
+      const float* cb = cp + row * row_stride;
+      const float* mb = mp + row * L;
+      // Scores [H, L]: each cached latent read once for four heads at a time.
+      for (int64_t l = 0; l < L; ++l)
+        for (int64_t h = 0; h < heads; h += 4) {
+          const int64_t n = std::min<int64_t>(4, heads - h);
+          const float* qh = qb + h * R;
+          if (n == 4)
+            heads_dot<4>(qh, R, cb + l * R, s4.data());
+          else if (n == 3)
+            heads_dot<3>(qh, R, cb + l * R, s4.data());
+          else if (n == 2)
+            heads_dot<2>(qh, R, cb + l * R, s4.data());
+          else
+            heads_dot<1>(qh, R, cb + l * R, s4.data());
+          for (int64_t j = 0; j < n; ++j)
+            scores[(h + j) * L + l] = s4[j] * fscale + mb[l];
+        }
+      // Softmax over the positions, then the weighted sum of the latents [:r].
+      for (int64_t h = 0; h < heads; ++h) {
+        float* s = scores.data() + h * L;
+        const float top = *std::max_element(s, s + L);
+        float total = 0;
+        for (int64_t l = 0; l < L; ++l) {
+          s[l] = std::exp(s[l] - top);
+          total += s[l];
+        }
+        const float inv = 1.0f / total;
+        for (int64_t l = 0; l < L; ++l)
+          s[l] *= inv;
+        weighted_rows(s, L, cb, R, r, op + (row * heads + h) * r);
+      }
+    }
+  });
   return out;
 }
 

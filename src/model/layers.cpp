@@ -9,6 +9,7 @@
 
 #include "aha/core/error.h"
 #include "aha/kernels/fp8_linear.h"
+#include "aha/model/cpu_decode.h"
 #include "aha/model/linear.h"
 #include "aha/model/mla.h"
 #include "aha/model/norm.h"
@@ -286,10 +287,17 @@ at::Tensor MlaImpl::forward_absorbed(const at::Tensor& x, const at::Tensor& cos,
   const at::Tensor q_latent = at::bmm(q_nope, w_uk).view({heads_, b, tn, r_}).permute({1, 0, 2, 3});
   // [q~, q_pe] against the cached [c_kv, k_pe] rows: both score terms in one product.
   const at::Tensor q_all = at::cat({q_latent, q.slice(-1, dn_)}, -1).view({b, heads_ * tn, r_ + dr_});
-  at::Tensor scores = at::bmm(q_all, seen.transpose(1, 2)).mul_(scale_).view({b, heads_, tn, end});
-  if (mask.defined()) scores = scores + mask;
-  const at::Tensor p = at::softmax(scores, -1, at::kFloat).to(q.scalar_type()).view({b, heads_ * tn, end});
-  const at::Tensor o_latent = at::bmm(p, c_all);  // [B, H*Tn, r]
+  at::Tensor o_latent;  // [B, H*Tn, r]
+  if (tn == 1 && mask.defined() && mask.numel() == b * end && c10::InferenceMode::is_enabled() &&
+      cpu_latent_attention_supported(q_all, cache, mask.reshape({b, end}))) {
+    // A decode step on the CPU: scores, softmax and the weighted latents in one pass per row (cpu_decode.h).
+    o_latent = cpu_latent_attention(q_all, cache, end, mask.reshape({b, end}), scale_, r_);
+  } else {
+    at::Tensor scores = at::bmm(q_all, seen.transpose(1, 2)).mul_(scale_).view({b, heads_, tn, end});
+    if (mask.defined()) scores = scores + mask;
+    const at::Tensor p = at::softmax(scores, -1, at::kFloat).to(q.scalar_type()).view({b, heads_ * tn, end});
+    o_latent = at::bmm(p, c_all);
+  }
   // o_h = W_UV[h] o_latent_h: [H, B*Tn, r] x [H, r, dv].
   const at::Tensor o =
       at::bmm(o_latent.view({b, heads_, tn, r_}).permute({1, 0, 2, 3}).reshape({heads_, b * tn, r_}),

@@ -6,6 +6,8 @@
 #include <c10/core/InferenceMode.h>
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "aha/model/checkpoint.h"
 #include "aha/model/moe.h"
 #include "aha/model/norm.h"
@@ -161,5 +163,39 @@ TEST_P(CpuDecodeStep, EqualsTrainingFormTokenByToken) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CpuDecodeStep, ::testing::ValuesIn(aha::test::parity_fixtures()));
+
+}  // namespace
+
+namespace {
+
+// The latent attention kernel against the ATen expression it replaces in forward_absorbed: R and r not
+// multiples of 16, heads not of 4, a cache longer than the length read, masked positions and a row with every
+// position masked (uniform weights, as softmax gives).
+TEST(CpuLatentAttention, EqualsTheAtenExpression) {
+  at::manual_seed(4);
+  const int64_t b = 5, heads = 6, r = 37, dr = 11, R = r + dr, capacity = 23, length = 19;
+  const double scale = 0.21;
+  const at::Tensor q = at::randn({b, heads, R}), cache = at::randn({b, capacity, R});
+  at::Tensor mask = at::zeros({b, length});
+  mask[1].slice(0, 0, 7).fill_(std::numeric_limits<float>::lowest());
+  mask[3].fill_(std::numeric_limits<float>::lowest());
+  mask[4][12] = std::numeric_limits<float>::lowest();
+  const at::Tensor seen = cache.slice(1, 0, length);
+  const at::Tensor p = at::softmax(at::bmm(q, seen.transpose(1, 2)) * scale + mask.unsqueeze(1), -1);
+  const at::Tensor want = at::bmm(p, seen.slice(-1, 0, r));
+  ASSERT_TRUE(aha::model::cpu_latent_attention_supported(q, cache, mask));
+  const at::Tensor got = aha::model::cpu_latent_attention(q, cache, length, mask, scale, r);
+  ASSERT_EQ(got.sizes(), want.sizes());
+  EXPECT_LE((got - want).abs().max().item<double>(), 1e-5 * want.abs().max().item<double>());
+  // Row 3 (every position masked) averages its latents; row 1 ignores its first 7 positions.
+  EXPECT_LE((got[3][0] - seen[3].slice(-1, 0, r).mean(0)).abs().max().item<double>(), 1e-5);
+  at::Tensor changed = cache.clone();
+  changed[1].slice(0, 0, 7).normal_();
+  EXPECT_TRUE(at::allclose(aha::model::cpu_latent_attention(q, changed, length, mask, scale, r)[1], got[1]));
+  // Not taken: a cache whose rows are not contiguous, a mask of the wrong batch, double.
+  EXPECT_FALSE(aha::model::cpu_latent_attention_supported(q, cache.transpose(1, 2), mask));
+  EXPECT_FALSE(aha::model::cpu_latent_attention_supported(q, cache, mask.slice(0, 0, 2)));
+  EXPECT_FALSE(aha::model::cpu_latent_attention_supported(q.to(at::kDouble), cache, mask));
+}
 
 }  // namespace

@@ -33,4 +33,14 @@ bool cpu_routed_experts_supported(const at::Tensor& x, const at::Tensor& gate_up
 at::Tensor cpu_routed_experts(const at::Tensor& x, const at::Tensor& experts, const at::Tensor& weights,
                               const at::Tensor& gate_up, const at::Tensor& down, at::Tensor* load = nullptr);
 
+// One decode step of absorbed multi-head latent attention over the cached latents, per row b and head h:
+// o[b, h] = sum_l p_l cache[b, l, :r] with p = softmax_l(scale q[b, h] . cache[b, l] + mask[b, l]), l < L.
+// q [B, H, R] (R = r + rope dims: [q~ | q_pe], as MlaImpl::forward_absorbed builds it), cache [B, C, R] (C >=
+// L, rows contiguous), mask [B, L] additive; returns [B, H, r]. What the three batched products, the softmax
+// and the mask add of the ATen path do, as one pass per row over its cache (each latent read once for all
+// heads): at 128 decode rows that path's [8 x R] x [R x L] products per row ran at ~36 GFLOP/s.
+bool cpu_latent_attention_supported(const at::Tensor& q, const at::Tensor& cache, const at::Tensor& mask);
+at::Tensor cpu_latent_attention(const at::Tensor& q, const at::Tensor& cache, int64_t length,
+                                const at::Tensor& mask, double scale, int64_t r);
+
 }  // namespace aha::model
