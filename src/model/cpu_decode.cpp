@@ -187,15 +187,7 @@ bool cpu_routed_experts_supported(const at::Tensor& x, const at::Tensor& gate_up
 
 at::Tensor cpu_routed_experts(const at::Tensor& x, const at::Tensor& experts, const at::Tensor& weights,
                               const at::Tensor& gate_up, const at::Tensor& down, at::Tensor* load) {
-  AHA_CHECK(cpu_routed_experts_supported(x, gate_up, down),
-            "cpu_routed_experts: needs CPU float32 x [N, D], gate_up [E, 2 * Im, D], down [E, D, Im]; got x ",
-            x.sizes(), " ", x.scalar_type(), " on ", x.device(), ", gate_up ", gate_up.sizes(), " ",
-            gate_up.scalar_type(), ", down ", down.sizes(), " ", down.scalar_type());
-  AHA_CHECK(experts.dim() == 2 && experts.size(0) == x.size(0) && experts.scalar_type() == at::kLong &&
-                weights.sizes() == experts.sizes(),
-            "cpu_routed_experts: experts must be int64 [", x.size(0),
-            ", K] and weights of the same shape, got ", experts.sizes(), " ", experts.scalar_type(), " and ",
-            weights.sizes());
+  check_routed_experts_inputs("cpu_routed_experts", x, experts, weights, gate_up, down, false);
   const int64_t n = x.size(0), k = experts.size(1), d = x.size(1), count = gate_up.size(0), im = down.size(2);
   const int64_t pairs = n * k;
   const at::Tensor xc = x.contiguous(), gw = gate_up.contiguous(), dw = down.contiguous();
@@ -373,6 +365,22 @@ at::Tensor cpu_latent_attention(const at::Tensor& q_in, const at::Tensor& cache,
     }
   });
   return out;
+}
+
+void check_routed_experts_inputs(const char* who, const at::Tensor& x, const at::Tensor& experts,
+                                 const at::Tensor& weights, const at::Tensor& gate_up, const at::Tensor& down,
+                                 bool float_weights) {
+  const bool weights_ok = !float_weights || (weights.defined() && weights.device().is_cpu() &&
+                                             weights.scalar_type() == at::kFloat);
+  AHA_CHECK(cpu_routed_experts_supported(x, gate_up, down) && weights_ok, who,
+            ": needs CPU float32 x [N, D], ", float_weights ? "weights [N, K], " : "",
+            "gate_up [E, 2 * Im, D], down [E, D, Im]; got x ", x.sizes(), " ", x.scalar_type(), " on ",
+            x.device(), ", gate_up ", gate_up.sizes(), " ", gate_up.scalar_type(), ", down ", down.sizes(),
+            " ", down.scalar_type());
+  AHA_CHECK(experts.dim() == 2 && experts.size(0) == x.size(0) && experts.scalar_type() == at::kLong &&
+                weights.sizes() == experts.sizes(),
+            who, ": experts must be int64 [", x.size(0), ", K] and weights of the same shape, got ",
+            experts.sizes(), " ", experts.scalar_type(), " and ", weights.sizes());
 }
 
 ExpertPairs sort_expert_pairs(const at::Tensor& experts, int64_t count, const char* who) {

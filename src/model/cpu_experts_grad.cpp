@@ -9,8 +9,6 @@
 #include <cstring>
 #include <vector>
 
-#include "aha/core/error.h"
-#include "aha/model/cpu_decode.h"
 #include "cpu_swiglu.h"
 #include "expert_pairs.h"
 
@@ -207,18 +205,7 @@ class CpuExpertsFunction : public torch::autograd::Function<CpuExpertsFunction> 
 
 at::Tensor cpu_routed_experts_grad(const at::Tensor& x, const at::Tensor& experts, const at::Tensor& weights,
                                    const at::Tensor& gate_up, const at::Tensor& down, at::Tensor* load) {
-  AHA_CHECK(
-      cpu_routed_experts_supported(x, gate_up, down) && weights.defined() && weights.device().is_cpu() &&
-          weights.scalar_type() == at::kFloat,
-      "cpu_routed_experts_grad: needs CPU float32 x [N, D], weights [N, K], gate_up [E, 2 * Im, D], down "
-      "[E, D, Im]; got x ",
-      x.sizes(), " ", x.scalar_type(), " on ", x.device(), ", gate_up ", gate_up.sizes(), " ",
-      gate_up.scalar_type(), ", down ", down.sizes(), " ", down.scalar_type());
-  AHA_CHECK(experts.dim() == 2 && experts.size(0) == x.size(0) && experts.scalar_type() == at::kLong &&
-                weights.sizes() == experts.sizes(),
-            "cpu_routed_experts_grad: experts must be int64 [", x.size(0),
-            ", K] and weights of the same shape, got ", experts.sizes(), " ", experts.scalar_type(), " and ",
-            weights.sizes());
+  check_routed_experts_inputs("cpu_routed_experts_grad", x, experts, weights, gate_up, down, true);
   const at::Tensor ids = experts.cpu().contiguous();
   at::Tensor out = CpuExpertsFunction::apply(x, weights, gate_up, down, ids)[0];
   if (load) *load += at::bincount(ids.reshape({-1}), {}, gate_up.size(0)).to(load->device());

@@ -18,6 +18,13 @@ struct ExpertPairs {
   std::vector<int64_t> token_at;  // [N K]: token of the pair at each sorted position
 };
 
+// The checks both CPU experts kernels make on their inputs (`who` names the caller in the errors): CPU
+// float32 x [N, D], gate_up [E, 2 * Im, D], down [E, D, Im], experts int64 [N, K] and weights of its shape
+// (CPU float32 too when `float_weights`).
+void check_routed_experts_inputs(const char* who, const at::Tensor& x, const at::Tensor& experts,
+                                 const at::Tensor& weights, const at::Tensor& gate_up, const at::Tensor& down,
+                                 bool float_weights);
+
 // Counting sort (stable: a token's pairs for one expert keep token order) of experts [N, K] (int64, any
 // device) over `count` experts; `who` names the caller in the error for an id outside [0, count).
 ExpertPairs sort_expert_pairs(const at::Tensor& experts, int64_t count, const char* who);
