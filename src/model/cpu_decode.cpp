@@ -4,7 +4,6 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -195,7 +194,6 @@ at::Tensor cpu_routed_experts(const at::Tensor& x, const at::Tensor& experts, co
   const ExpertPairs sorted = sort_expert_pairs(experts, count, "cpu_routed_experts");
   const std::vector<int64_t>&first = sorted.first, &counts = sorted.counts, &position = sorted.position,
         &token_at = sorted.token_at;
-  std::vector<int64_t> active = sorted.active;
 
   // Sorted-pair buffers: gathered inputs, gate|up outputs, activations, expert outputs.
   std::vector<float> xs(static_cast<size_t>(pairs * d)), gu(static_cast<size_t>(pairs * 2 * im)),
@@ -203,26 +201,19 @@ at::Tensor cpu_routed_experts(const at::Tensor& x, const at::Tensor& experts, co
   const float* xp = xc.data_ptr<float>();
   const float* gwp = gw.data_ptr<float>();
   const float* dwp = dw.data_ptr<float>();
-  // The experts go to the threads largest first, each thread taking the next one when it is done: with a
-  // fixed split of the expert list, one thread can get a few more tokens' work than the other.
-  std::stable_sort(active.begin(), active.end(), [&](int64_t a, int64_t b) { return counts[a] > counts[b]; });
-  std::atomic<int64_t> next{0};
-  const auto n_active = static_cast<int64_t>(active.size());
-  at::parallel_for(0, std::min<int64_t>(at::get_num_threads(), n_active), 1, [&](int64_t, int64_t) {
-    std::vector<float> scratch;
-    for (int64_t a = next++; a < n_active; a = next++) {
-      const int64_t e = active[a], b = first[e], c = counts[e];
-      for (int64_t i = b; i < b + c; ++i)
-        std::memcpy(&xs[i * d], xp + token_at[i] * d, static_cast<size_t>(d) * sizeof(float));
-      if (c >= kOuterTokens) {
-        expert_outer(gwp + e * 2 * im * d, dwp + e * d * im, d, im, &xs[b * d], c, &ys[b * d], scratch);
-        continue;
-      }
-      dot_rows(gwp + e * 2 * im * d, 2 * im, d, &xs[b * d], c, &gu[b * 2 * im]);
-      for (int64_t i = b; i < b + c; ++i)
-        silu_mul(&gu[i * 2 * im], &gu[i * 2 * im + im], &h[i * im], im);
-      dot_rows(dwp + e * d * im, d, im, &h[b * im], c, &ys[b * d]);
+  for_each_expert_largest_first(sorted, at::get_num_threads(), [&](int64_t e) {
+    thread_local std::vector<float> scratch;
+    const int64_t b = first[e], c = counts[e];
+    for (int64_t i = b; i < b + c; ++i)
+      std::memcpy(&xs[i * d], xp + token_at[i] * d, static_cast<size_t>(d) * sizeof(float));
+    if (c >= kOuterTokens) {
+      expert_outer(gwp + e * 2 * im * d, dwp + e * d * im, d, im, &xs[b * d], c, &ys[b * d], scratch);
+      return;
     }
+    dot_rows(gwp + e * 2 * im * d, 2 * im, d, &xs[b * d], c, &gu[b * 2 * im]);
+    for (int64_t i = b; i < b + c; ++i)
+      silu_mul(&gu[i * 2 * im], &gu[i * 2 * im + im], &h[i * im], im);
+    dot_rows(dwp + e * d * im, d, im, &h[b * im], c, &ys[b * d]);
   });
 
   at::Tensor out = at::empty({n, d}, x.options());

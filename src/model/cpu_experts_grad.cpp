@@ -4,8 +4,6 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include <algorithm>
-#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -37,28 +35,18 @@ void mm_into(at::Tensor out, const at::Tensor& a, const at::Tensor& b) {
 }
 
 // For each expert with pairs: f(its sorted rows [b, b + c), its index e). With at least two experts per
-// thread, the experts go to the threads (largest first, each thread taking the next when done) and each GEMM
-// runs on one thread: at the bench shape (~190 rows per expert) 0.85-0.9x the time of the same GEMMs one
-// after the other on all threads, each split over them. With fewer experts, that.
+// thread, the experts go to the threads (largest first) and each GEMM runs on one thread: at the bench shape
+// (~190 rows per expert) 0.85-0.9x the time of the same GEMMs one after the other, each split over all
+// threads, which is what runs with fewer experts.
 template <typename F>
 void each_expert(const ExpertPairs& s, F&& f) {
-  const auto n = static_cast<int64_t>(s.active.size());
   const int64_t threads = at::get_num_threads();
-  if (threads == 1 || n < 2 * threads || at::in_parallel_region()) {
+  if (threads == 1 || static_cast<int64_t>(s.active.size()) < 2 * threads || at::in_parallel_region()) {
     for (const int64_t e : s.active)
       f(s.first[e], s.counts[e], e);
     return;
   }
-  std::vector<int64_t> order = s.active;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int64_t a, int64_t b) { return s.counts[a] > s.counts[b]; });
-  std::atomic<int64_t> next{0};
-  at::parallel_for(0, threads, 1, [&](int64_t, int64_t) {
-    // The workers do not inherit the caller's autograd state: the GEMMs go below autograd explicitly.
-    at::AutoDispatchBelowADInplaceOrView below_autograd;
-    for (int64_t a = next++; a < n; a = next++)
-      f(s.first[order[a]], s.counts[order[a]], order[a]);
-  });
+  for_each_expert_largest_first(s, threads, [&](int64_t e) { f(s.first[e], s.counts[e], e); });
 }
 
 // gu [P, 2 Im] -> h [P, Im] = silu(g) u, row by row.
